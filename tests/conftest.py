@@ -1,0 +1,27 @@
+"""Shared test setup. Terminal settings must be fixed before Typer's rich helpers are imported."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TERMINAL_WIDTH", "120")
+os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")
+os.environ.pop("GITHUB_ACTIONS", None)
+os.environ.pop("FORCE_COLOR", None)
+os.environ.pop("PY_COLORS", None)
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_DIR = REPO / "examples" / "sierra-vista"
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def runner():
+    """A Typer CliRunner with stdout and stderr captured separately."""
+    from typer.testing import CliRunner
+
+    return CliRunner()
