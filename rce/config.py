@@ -179,6 +179,18 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class RolloutConfig:
+    """Rollout stages: which schools are the pilot, the expansion, the district-wide phase."""
+
+    #: School name (as in the roster) -> stage ("pilot", "expansion", "district-wide", ...).
+    stages: dict[str, str] = field(default_factory=dict)
+    #: Stage -> date its schools started using the product (YYYY-MM-DD).
+    start_dates: dict[str, str] = field(default_factory=dict)
+    #: Warn when an expansion stage reaches less than this share of the pilot's habitual rate.
+    min_habitual_ratio: float = 0.5
+
+
+@dataclass(frozen=True)
 class Plan:
     """A study plan. Build with :func:`load_plan` or ``Plan()`` for all defaults."""
 
@@ -194,6 +206,7 @@ class Plan:
     decision: DecisionConfig = field(default_factory=DecisionConfig)
     join: JoinConfig = field(default_factory=JoinConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     #: Folder that relative input paths are resolved against (not a plan key).
     base_dir: Path = field(default=Path("."), compare=False)
     #: The plan file this came from, if any (not a plan key).
@@ -462,7 +475,21 @@ def check_plan(plan: Plan) -> None:
             'one of "fall", "winter", "spring"',
         ),
         (plan.engine.name in ("duckdb", "spark"), "engine.name", 'one of "duckdb", "spark"'),
+        (
+            0 < plan.rollout.min_habitual_ratio <= 1,
+            "rollout.min_habitual_ratio",
+            "between 0 and 1",
+        ),
     ]
+    for stage, when in plan.rollout.start_dates.items():
+        try:
+            date.fromisoformat(when)
+        except ValueError:
+            raise PlanError(
+                f"plan key rollout.start_dates.{stage} must be a date (YYYY-MM-DD)",
+                where=where,
+                hint="Write it as 2024-08-12.",
+            ) from None
     if plan.dosage.window == "dates":
         rules.append(
             (
