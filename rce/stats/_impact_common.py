@@ -1,0 +1,43 @@
+"""Small helpers shared by the impact-side result objects (matching, wwc, bayes, power, impact).
+
+Kept private: the public contract is each result's ``to_dict`` / ``to_frame`` / ``summary``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def json_safe(value: Any) -> Any:
+    """Turn numpy/pandas scalars, NaN and containers into JSON-safe Python values (NaN -> None)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, pd.DataFrame):
+        return [json_safe(r) for r in value.to_dict(orient="records")]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """Render a number for ``summary()`` text; missing values print as 'n/a'."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{x:.{digits}f}"
+
+
+def pct(x: float | None, digits: int = 0) -> str:
+    """Render a proportion as a percentage."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    return f"{100 * x:.{digits}f}%"
