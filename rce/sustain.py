@@ -1490,10 +1490,10 @@ def _assess(
             and (seats - right_sized) / seats >= rules.right_size_min_cut
         )
 
-    def right_size_reason(prefix: str = "") -> str:
+    def right_size_reason(qualifier: str) -> str:
         cut = seats - right_sized  # type: ignore[operator]
         return (
-            f"{prefix}Right-size: {habitual} habitual users + {rules.right_size_buffer:.0%} buffer "
+            f"Right-size{qualifier}: {habitual} habitual users + {rules.right_size_buffer:.0%} buffer "
             f"= {right_sized} seats, {cut} fewer than the {seats} bought "
             f"({cut / seats:.0%} of seats, at least the {rules.right_size_min_cut:.0%} "  # type: ignore[operator]
             f"threshold)."
@@ -1513,8 +1513,10 @@ def _assess(
         rec = "sunset"
         fired.append("evidence_fail")
         reasons.append(
-            "Sunset: the local evidence does not show a meaningful effect at the pre-registered "
-            "threshold."
+            f"Sunset: P(effect >= {plan.decision.meaningful_effect:g} SD) = "
+            f"{ev.probability_meaningful:.0%} is at or below the pre-registered "  # type: ignore[union-attr]
+            f"{plan.decision.fail_probability:.0%} fail threshold; the district's rule is to stop "
+            "paying for a product whose local evidence does not show a meaningful effect."
         )
     if rec is None and decision_verdict != "pass":
         for o in overlaps:
@@ -1535,7 +1537,7 @@ def _assess(
         if right_size_applies():
             rec = "right-size"
             fired.append("right_size")
-            reasons.append(right_size_reason("The product has passing evidence. "))
+            reasons.append(right_size_reason(" (the evidence passes, the seats are too many)"))
         elif (
             rules.max_cost_per_tenth_sd is not None
             and per_tenth is not None
@@ -1586,7 +1588,7 @@ def _assess(
     if rec is None and right_size_applies():
         rec = "right-size"
         fired.append("right_size")
-        reasons.append(right_size_reason("Whatever its effect, "))
+        reasons.append(right_size_reason(", whatever its effect"))
     if rec is None:
         rec = "insufficient-evidence"
         fired.append("insufficient_evidence")

@@ -1,0 +1,664 @@
+"""Rendering the sustain report: sustain.html, sustain.md, sustain.json and sustain.xlsx.
+
+Every renderer takes the sustain dict (what sustain.json holds, ``SustainResult.to_dict()``),
+never usage data, so no student identifier can reach an output. Text from the products file
+(product names, funding sources, approval statuses) is escaped for HTML and Markdown and
+neutralised for spreadsheets (a name such as ``=cmd|' /C calc'!A0`` stays inert text).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+from rce import __version__
+from rce.fileio import atomic_write_bytes, atomic_write_text
+from rce.report import charts
+from rce.report.escape import escape_markdown, neutralize_cell, plain_text
+
+if TYPE_CHECKING:
+    from rce.sustain import SustainResult
+
+__all__ = [
+    "SHEETS",
+    "render_sustain_html",
+    "render_sustain_markdown",
+    "sustain_to_json",
+    "sustain_workbook_bytes",
+    "write_sustain_report",
+]
+
+#: Worksheets of sustain.xlsx, one per view.
+SHEETS = (
+    "Summary",
+    "Recommendations",
+    "Utilization and cost",
+    "Evidence",
+    "Funding cliff",
+    "Cliff by month",
+    "Overlap",
+    "Rules",
+    "Definitions",
+)
+
+_REC_LABEL = {
+    "sustain": "Sustain",
+    "scale": "Scale",
+    "right-size": "Right-size",
+    "improve-implementation": "Improve implementation",
+    "sunset": "Sunset",
+    "insufficient-evidence": "Insufficient evidence",
+}
+
+_LEVEL_COLOURS = {"seats": "grey", "activated": "sky", "active": "blue", "habitual": "green"}
+
+
+def _data(result: SustainResult | Mapping[str, Any]) -> Mapping[str, Any]:
+    return result if isinstance(result, Mapping) else result.to_dict()
+
+
+# --- formatting (rounding happens here, at render time) ----------------------------------------
+
+
+def _money(value: Any) -> str:
+    return "n/a" if value is None else f"${value:,.2f}"
+
+
+def _pct(value: Any, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _int(value: Any) -> str:
+    return "n/a" if value is None else f"{value:,}"
+
+
+def _num(value: Any, fmt: str = "{:.2f}") -> str:
+    return "n/a" if value is None else fmt.format(value)
+
+
+def _effect_text(effect: Mapping[str, Any] | None) -> str:
+    if not effect:
+        return "no local estimate"
+    text = (
+        f"{effect['estimate']:+.2f} ({effect['ci_low']:+.2f} to {effect['ci_high']:+.2f})"
+    )
+    if effect.get("probability_positive") is not None:
+        text += f", P(>0) {effect['probability_positive']:.0%}"
+    if effect.get("interim"):
+        text += ", interim"
+    return text
+
+
+def _tier(effect: Mapping[str, Any] | None) -> str:
+    if not effect or effect.get("evidence_tier") in (None, ""):
+        return "none"
+    return f"consistent with tier {effect['evidence_tier']}"
+
+
+# --- the view (shared by HTML and Markdown) ----------------------------------------------------
+
+
+def _view(data: Mapping[str, Any]) -> dict[str, Any]:
+    products = list(data["products"])
+    totals = data["totals"]
+    counts = totals.get("by_recommendation", {})
+    summary = [
+        f"{len(products)} products cost {_money(totals['annual_cost'])} a year; "
+        f"{_money(totals['one_time_funded_cost'])} of it is paid from one-time funds (ESSER and "
+        "similar) and must move to ongoing funds or stop.",
+        "Recommendations: "
+        + ", ".join(
+            f"{_REC_LABEL[rec].lower()} {n}" for rec, n in counts.items() if n
+        )
+        + ".",
+        f"Following them would save {_money(totals['projected_savings'])} a year "
+        "(licence costs only).",
+    ]
+    flagged = [p["product"] for p in products if p.get("flags")]
+    privacy = [
+        p["product"]
+        for p in products
+        if any(f.startswith(("PRIVACY_AGREEMENT_EXPIRED", "NO_PRIVACY", "PRIVACY_AGREEMENT_UNKNOWN"))
+               for f in p.get("flags", []))
+    ]
+    if privacy:
+        summary.append(
+            f"{len(privacy)} product(s) lack a current student-data-privacy agreement: "
+            + ", ".join(plain_text(x) for x in privacy)
+            + "."
+        )
+    early = [p["product"] for p in products if "RENEWAL_BEFORE_OUTCOMES" in p.get("flags", [])]
+    if early:
+        summary.append(
+            f"{len(early)} renewal(s) fall before this year's spring outcome data "
+            f"(expected by {data.get('outcome_data_expected')}); they are decided on interim "
+            "evidence or none."
+        )
+
+    rec_rows = [
+        [
+            p["product"],
+            _REC_LABEL[p["recommendation"]],
+            _money(p["annual_cost"]),
+            p["funding_source"] or "n/a",
+            p["renewal_date"] or "n/a",
+            _int(p["seats_purchased"]),
+            _int(p["seats_recommended"]),
+            _money(p["projected_savings"]),
+        ]
+        for p in products
+    ]
+    util_rows = [
+        [
+            p["product"],
+            _int(p["seats_purchased"]),
+            _int(p["students_activated"]),
+            _int(p["students_active"]),
+            _int(p["students_habitual"]),
+            _pct(p["utilization_activated"]),
+            _pct(p["utilization_active"]),
+            _pct(p["utilization_habitual"]),
+            _money(p["cost_per_seat"]),
+            _money(p["cost_per_activated_user"]),
+            _money(p["cost_per_active_user"]),
+            _money(p["cost_per_habitual_user"]),
+            _num(p["price_index"]),
+        ]
+        for p in products
+    ]
+    ev_rows = [
+        [
+            p["product"],
+            _effect_text(p["effect"]),
+            _pct((p["effect"] or {}).get("probability_meaningful")),
+            p["evidence_verdict"],
+            _tier(p["effect"]),
+            _money(p["cost_per_habitual_user_per_tenth_sd"]),
+            _money(p["cost_per_habitual_user_per_percentile_point"]),
+        ]
+        for p in products
+    ]
+    cliff = data["funding_cliff"]
+    cliff_rows = [
+        [
+            r["product"],
+            r["funding_source"],
+            r["renewal_date"] or "n/a",
+            r["one_time_fund_ends"] or "n/a",
+            _money(r["annual_cost"]),
+            _REC_LABEL[r["recommendation"]],
+            _money(r["ongoing_cost_if_recommendation_followed"]),
+        ]
+        for r in cliff["rows"]
+    ]
+    month_rows = [
+        [
+            m["renewal_month"],
+            _int(m["products"]),
+            _money(m["annual_cost"]),
+            _money(m["ongoing_cost_if_recommendations_followed"]),
+            _money(m["cumulative_annual_cost"]),
+            _money(m["cumulative_ongoing_cost"]),
+        ]
+        for m in cliff["by_month"]
+    ]
+    overlap_rows = [
+        [
+            p["product"],
+            o["product"],
+            o["subject"],
+            "suppressed" if o["suppressed"] else _int(o["students_both"]),
+            "suppressed" if o["suppressed"] else _pct(o["share_of_active"]),
+        ]
+        for p in products
+        for o in p.get("overlaps", [])
+    ]
+    rules = data["rules"]
+    rule_rows = [[k, _rule_value(v)] for k, v in rules.items()]
+    decision = data.get("decision_rule", {})
+    rule_rows += [[f"plan.decision.{k}", _rule_value(v)] for k, v in decision.items()]
+    cards = [
+        {
+            "product": p["product"],
+            "recommendation": _REC_LABEL[p["recommendation"]],
+            "key": p["recommendation"],
+            "flags": list(p.get("flags", [])),
+            "reasons": list(p["reasons"]),
+        }
+        for p in products
+    ]
+    return {
+        "title": "Sustain report",
+        "subtitle": f"Licences, use, evidence and funding as of {data['as_of']}",
+        "summary": summary,
+        "flagged": flagged,
+        "cards": cards,
+        "tables": {
+            "recommendations": {
+                "caption": "Recommendation per product",
+                "header": ["Product", "Recommendation", "Annual cost", "Funding", "Renewal",
+                           "Seats bought", "Seats recommended", "Projected savings"],
+                "rows": rec_rows,
+            },
+            "utilization": {
+                "caption": "Utilization and cost per user",
+                "header": ["Product", "Seats", "Activated", "Active", "Habitual",
+                           "Activated/seats", "Active/seats", "Habitual/seats", "Per seat",
+                           "Per activated", "Per active", "Per habitual", "Price index"],
+                "rows": util_rows,
+            },
+            "evidence": {
+                "caption": "Evidence and cost per unit of outcome",
+                "header": ["Product", "Effect (outcome units, CI)", "P(meaningful)", "Verdict",
+                           "ESSA", "Per habitual student per 0.1 SD",
+                           "Per habitual student per percentile point"],
+                "rows": ev_rows,
+            },
+            "cliff": {
+                "caption": "Funding cliff: products paid from one-time funds, by renewal date",
+                "header": ["Product", "Funding", "Renewal", "One-time fund ends", "Annual cost",
+                           "Recommendation", "Ongoing cost if followed"],
+                "rows": cliff_rows,
+            },
+            "cliff_months": {
+                "caption": "One-time-funded cost by renewal month, with running totals",
+                "header": ["Renewal month", "Products", "Annual cost", "Ongoing if followed",
+                           "Cumulative cost", "Cumulative ongoing"],
+                "rows": month_rows,
+            },
+            "overlap": {
+                "caption": "Overlap: active users shared with another product for the same "
+                "subject",
+                "header": ["Product", "Also used", "Subject", "Students in both",
+                           "Share of its active users"],
+                "rows": overlap_rows,
+            },
+            "rules": {
+                "caption": "Decision thresholds used",
+                "header": ["Rule", "Value"],
+                "rows": rule_rows,
+            },
+        },
+        "definitions": [[k, v] for k, v in data["definitions"].items()],
+        "notes": list(data.get("notes", [])),
+        "totals": totals,
+        "one_time_text": _money(totals["one_time_funded_cost"]),
+        "as_of": data["as_of"],
+    }
+
+
+def _rule_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if value is None:
+        return "not set"
+    return str(value)
+
+
+def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
+    products = list(data["products"])
+    names = [p["product"] for p in products]
+    figures: list[dict[str, str]] = []
+
+    cost = [p["cost_per_habitual_user"] for p in products]
+    shown = [(n, c) for n, c in zip(names, cost, strict=True) if c is not None]
+    dearest = max(shown, key=lambda t: t[1]) if shown else None
+    alt = "; ".join(f"{plain_text(n)}: {_money(c)}" for n, c in zip(names, cost, strict=True))
+    figures.append(
+        {
+            "title": "Annual cost per habitual student",
+            "takeaway": (
+                f"{plain_text(dearest[0])} costs the most per habitual student "
+                f"({_money(dearest[1])})."
+                if dearest
+                else "No product has habitual users to divide the cost by."
+            ),
+            "alt": alt,
+            "svg": charts.bar_chart(
+                names,
+                cost,
+                title="Annual cost per habitual student",
+                alt=alt,
+                xlabel="dollars per habitual student per year",
+                horizontal=True,
+                value_format="${:,.2f}",
+            ),
+        }
+    )
+
+    points = []
+    for p in products:
+        effect = p["effect"]
+        points.append(
+            {
+                "label": p["product"],
+                "x": p["cost_per_habitual_user"],
+                "y": effect["estimate"] if effect else None,
+                "ci_low": effect["ci_low"] if effect else None,
+                "ci_high": effect["ci_high"] if effect else None,
+            }
+        )
+    with_effect = [pt for pt in points if pt["x"] is not None and pt["y"] is not None]
+    alt = "; ".join(
+        f"{plain_text(pt['label'])}: {_money(pt['x'])} per habitual student, effect "
+        + ("not estimated" if pt["y"] is None else f"{pt['y']:+.2f} ({pt['ci_low']:+.2f} to "
+           f"{pt['ci_high']:+.2f})")
+        for pt in points
+    )
+    figures.append(
+        {
+            "title": "Effect against cost per habitual student",
+            "takeaway": (
+                f"{len(with_effect)} of {len(points)} products have a local effect estimate; "
+                "products without one are listed under the chart."
+            ),
+            "alt": alt,
+            "svg": charts.scatter_chart(
+                points,
+                title="Effect against cost per habitual student",
+                alt=alt,
+                xlabel="annual cost per habitual student ($)",
+                ylabel="effect (outcome units, CI)",
+                x_format="${:,.0f}",
+                y_format="{:+.1f}",
+            ),
+        }
+    )
+
+    cats: list[str] = []
+    vals: list[Any] = []
+    cols: list[str] = []
+    for p in products:
+        for level, key in (
+            ("seats", "seats_purchased"),
+            ("activated", "students_activated"),
+            ("active", "students_active"),
+            ("habitual", "students_habitual"),
+        ):
+            cats.append(f"{p['product']}: {level}")
+            vals.append(p[key])
+            cols.append(_LEVEL_COLOURS[level])
+    alt = "; ".join(
+        f"{plain_text(p['product'])}: {_int(p['seats_purchased'])} seats, "
+        f"{_int(p['students_activated'])} activated, {_int(p['students_active'])} active, "
+        f"{_int(p['students_habitual'])} habitual"
+        for p in products
+    )
+    lowest = [
+        p for p in products if p["utilization_habitual"] is not None
+    ]
+    low = min(lowest, key=lambda p: p["utilization_habitual"]) if lowest else None
+    figures.append(
+        {
+            "title": "Utilization funnel: seats, activated, active, habitual",
+            "takeaway": (
+                f"{plain_text(low['product'])} has the lowest habitual use: "
+                f"{_pct(low['utilization_habitual'])} of its seats."
+                if low
+                else "No product has both seats and usage to compare."
+            ),
+            "alt": alt,
+            "svg": charts.bar_chart(
+                cats,
+                vals,
+                title="Utilization funnel: seats, activated, active, habitual",
+                alt=alt,
+                xlabel="students (seats for the first bar of each product)",
+                horizontal=True,
+                colors=cols,
+            ),
+        }
+    )
+    return figures
+
+
+# --- renderers --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("rce.report", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_sustain_html(result: SustainResult | Mapping[str, Any]) -> str:
+    """Render sustain.html: one self-contained file with inline SVG charts, no JavaScript.
+
+    Parameters
+    ----------
+    result
+        A :class:`~rce.sustain.SustainResult` or its ``to_dict()``.
+    """
+    data = _data(result)
+    view = _view(data)
+    return _environment().get_template("sustain.html.j2").render(
+        view=view, figures=_charts(data), rce_version=__version__
+    )
+
+
+def render_sustain_markdown(result: SustainResult | Mapping[str, Any]) -> str:
+    """Render sustain.md (same content as the HTML, without charts), every input text escaped."""
+    data = _data(result)
+    view = _view(data)
+    return _environment().get_template("sustain.md.j2").render(
+        view=view, md=escape_markdown, rce_version=__version__
+    )
+
+
+def sustain_to_json(result: SustainResult | Mapping[str, Any]) -> str:
+    """sustain.json text: sorted keys, NaN never written (``allow_nan=False``)."""
+    body = {"rce_version": __version__, **_data(result)}
+    return json.dumps(body, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def _sheet_rows(data: Mapping[str, Any]) -> dict[str, tuple[list[str], list[list[Any]], dict]]:
+    """Per sheet: header, rows of raw values (numbers stay numbers) and column formats."""
+    products = list(data["products"])
+    money, pct, ratio = "money", "pct", "ratio"
+    totals = data["totals"]
+    out: dict[str, tuple[list[str], list[list[Any]], dict]] = {}
+    out["Summary"] = (
+        ["Item", "Value"],
+        [
+            ["Report", "rce sustain-report"],
+            ["As of", data["as_of"]],
+            ["Spring outcome data expected by", data.get("outcome_data_expected")],
+            ["Products", len(products)],
+            ["Total annual cost", totals["annual_cost"]],
+            ["Paid from one-time funds", totals["one_time_funded_cost"]],
+            ["Projected savings if recommendations are followed", totals["projected_savings"]],
+            *(
+                [f"Products: {_REC_LABEL[rec].lower()}", n]
+                for rec, n in totals.get("by_recommendation", {}).items()
+            ),
+            *(["Note", n] for n in data.get("notes", [])),
+        ],
+        {},
+    )
+    out["Recommendations"] = (
+        ["Product", "Recommendation", "Annual cost", "Seats bought", "Seats recommended",
+         "Projected savings", "Flags", "Reasons"],
+        [
+            [p["product"], p["recommendation"], p["annual_cost"], p["seats_purchased"],
+             p["seats_recommended"], p["projected_savings"], ", ".join(p.get("flags", [])),
+             " ".join(p["reasons"])]
+            for p in products
+        ],
+        {2: money, 5: money},
+    )
+    out["Utilization and cost"] = (
+        ["Product", "Subject", "Seats", "Activated", "Active", "Habitual", "Fidelity",
+         "Activated/seats", "Active/seats", "Habitual/seats", "Annual cost", "Per seat",
+         "Per activated", "Per active", "Per habitual", "Price index", "Right-sized seats"],
+        [
+            [p["product"], p["subject"], p["seats_purchased"], p["students_activated"],
+             p["students_active"], p["students_habitual"], p.get("students_fidelity"),
+             p["utilization_activated"], p["utilization_active"], p["utilization_habitual"],
+             p["annual_cost"], p["cost_per_seat"], p["cost_per_activated_user"],
+             p["cost_per_active_user"], p["cost_per_habitual_user"], p["price_index"],
+             p["right_sized_seats"]]
+            for p in products
+        ],
+        {7: pct, 8: pct, 9: pct, 10: money, 11: money, 12: money, 13: money, 14: money,
+         15: ratio},
+    )
+    ev_rows = []
+    for p in products:
+        e = p["effect"] or {}
+        ev_rows.append(
+            [p["product"], e.get("design"), e.get("estimate"), e.get("ci_low"), e.get("ci_high"),
+             e.get("hedges_g"), e.get("probability_positive"), e.get("probability_meaningful"),
+             p["evidence_verdict"], e.get("evidence_tier"), e.get("outcome_window"),
+             e.get("interim"), p["cost_per_habitual_user_per_tenth_sd"],
+             p["cost_per_habitual_user_per_tenth_sd_upper"],
+             p["cost_per_habitual_user_per_percentile_point"]]
+        )
+    out["Evidence"] = (
+        ["Product", "Design", "Effect", "CI low", "CI high", "Hedges g", "P(effect > 0)",
+         "P(meaningful)", "Verdict", "ESSA tier", "Outcome window", "Interim",
+         "Per habitual student per 0.1 SD", "Upper (CI)", "Per percentile point"],
+        ev_rows,
+        {2: ratio, 3: ratio, 4: ratio, 5: "g", 6: pct, 7: pct, 12: money, 13: money, 14: money},
+    )
+    cliff = data["funding_cliff"]
+    out["Funding cliff"] = (
+        ["Product", "Funding source", "ESSER round", "Renewal date", "One-time fund ends",
+         "Annual cost", "Recommendation", "Ongoing cost if followed"],
+        [
+            [r["product"], r["funding_source"], r["esser_round"], r["renewal_date"],
+             r["one_time_fund_ends"], r["annual_cost"], r["recommendation"],
+             r["ongoing_cost_if_recommendation_followed"]]
+            for r in cliff["rows"]
+        ],
+        {5: money, 7: money},
+    )
+    out["Cliff by month"] = (
+        ["Renewal month", "Products", "Annual cost", "Ongoing if followed", "Cumulative cost",
+         "Cumulative ongoing"],
+        [
+            [m["renewal_month"], m["products"], m["annual_cost"],
+             m["ongoing_cost_if_recommendations_followed"], m["cumulative_annual_cost"],
+             m["cumulative_ongoing_cost"]]
+            for m in cliff["by_month"]
+        ],
+        {2: money, 3: money, 4: money, 5: money},
+    )
+    out["Overlap"] = (
+        ["Product", "Also used", "Subject", "Students in both", "Share of its active users",
+         "Suppressed"],
+        [
+            [p["product"], o["product"], o["subject"], o["students_both"], o["share_of_active"],
+             o["suppressed"]]
+            for p in products
+            for o in p.get("overlaps", [])
+        ],
+        {4: pct},
+    )
+    rules = [[k, v if isinstance(v, int | float) and not isinstance(v, bool) else _rule_value(v)]
+             for k, v in data["rules"].items()]
+    rules += [[f"plan.decision.{k}", v] for k, v in data.get("decision_rule", {}).items()]
+    out["Rules"] = (["Rule", "Value"], rules, {})
+    out["Definitions"] = (
+        ["Term", "Definition"],
+        [[k, v] for k, v in data["definitions"].items()],
+        {},
+    )
+    return out
+
+
+def sustain_workbook_bytes(result: SustainResult | Mapping[str, Any]) -> bytes:
+    """sustain.xlsx as bytes: one sheet per view, numbers as numbers, no formulas from text.
+
+    Text cells go through :func:`rce.report.escape.neutralize_cell` and the workbook is written
+    with ``strings_to_formulas=False``, so a product named ``=cmd|...`` is stored as inert text.
+    """
+    import io
+
+    import xlsxwriter
+
+    data = _data(result)
+    buf = io.BytesIO()
+    book = xlsxwriter.Workbook(
+        buf,
+        {
+            "in_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+        },
+    )
+    # A fixed creation date keeps the file identical for identical inputs.
+    from datetime import datetime
+
+    book.set_properties({"title": "rce sustain report", "created": datetime(2000, 1, 1)})
+    bold = book.add_format({"bold": True, "bg_color": "#DDEBF7", "text_wrap": True})
+    formats = {
+        "money": book.add_format({"num_format": "$#,##0.00"}),
+        "pct": book.add_format({"num_format": "0.0%"}),
+        "ratio": book.add_format({"num_format": "0.00"}),
+        "g": book.add_format({"num_format": "0.000"}),
+    }
+    wrap = book.add_format({"text_wrap": True, "valign": "top"})
+    for name, (header, rows, col_formats) in _sheet_rows(data).items():
+        sheet = book.add_worksheet(name)
+        for c, title in enumerate(header):
+            sheet.write_string(0, c, title, bold)
+        for r, row in enumerate(rows, start=1):
+            for c, value in enumerate(row):
+                fmt = formats.get(col_formats.get(c, ""))
+                if value is None:
+                    sheet.write_blank(r, c, None, fmt)
+                elif isinstance(value, bool):
+                    sheet.write_boolean(r, c, value)
+                elif isinstance(value, int | float):
+                    sheet.write_number(r, c, value, fmt)
+                else:
+                    sheet.write_string(r, c, str(neutralize_cell(plain_text(value))))
+        widths = [max([len(h)] + [len(str(row[c])) for row in rows if row[c] is not None])
+                  for c, h in enumerate(header)]
+        for c, width in enumerate(widths):
+            long_text = width > 60
+            sheet.set_column(c, c, min(max(10, width + 2), 80), wrap if long_text else None)
+        sheet.freeze_panes(1, 0)
+        if rows:
+            sheet.autofilter(0, 0, len(rows), len(header) - 1)
+    book.close()
+    return buf.getvalue()
+
+
+def write_sustain_report(
+    result: SustainResult | Mapping[str, Any], out_dir: Path | str
+) -> list[Path]:
+    """Write sustain.html, sustain.md, sustain.json and sustain.xlsx (each atomically).
+
+    Returns
+    -------
+    list of Path
+        The files written, in that order.
+    """
+    out_dir = Path(out_dir)
+    data = _data(result)
+    files = {
+        "sustain.html": render_sustain_html(data),
+        "sustain.md": render_sustain_markdown(data),
+        "sustain.json": sustain_to_json(data),
+    }
+    written: list[Path] = []
+    for name, text in files.items():
+        atomic_write_text(out_dir / name, text)
+        written.append(out_dir / name)
+    atomic_write_bytes(out_dir / "sustain.xlsx", sustain_workbook_bytes(data))
+    written.append(out_dir / "sustain.xlsx")
+    return written
+
