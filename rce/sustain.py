@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from rce.config import Plan
-from rce.errors import DataError, InputFileError, LayoutError, PlanError
+from rce.errors import DataError, InputFileError, LayoutError, PlanError, RceError
 
 __all__ = [
     "FUND_DEADLINES",
@@ -197,7 +197,6 @@ class SustainRules:
         "arp",
         "one-time",
         "onetime",
-        "grant",
     )
     approved_statuses: tuple[str, ...] = ("approved",)
 
@@ -1864,7 +1863,10 @@ def run_sustain_report(
     as_of
         Decision date.
     evidence_paths
-        Extra results.json files, matched to products by ``study.product``.
+        results.json files (or report folders), matched to products by ``study.product``.
+        When none are given, every ``*/results.json`` one folder below the products file
+        (e.g. ``rce-report/results.json`` written by ``rce analyze``) is used. A product's
+        own ``evidence`` key always wins; final (spring) evidence beats interim evidence.
     rules
         Sustain thresholds.
 
@@ -1893,8 +1895,20 @@ def run_sustain_report(
         return str(p if p.is_absolute() else base / p)
 
     evidence: dict[str, Evidence] = {}
-    for extra in evidence_paths:
-        ev = load_evidence(extra)
+    discovered = [] if evidence_paths else sorted(base.glob("*/results.json"))
+    found: list[Evidence] = []
+    for extra in [*evidence_paths, *discovered]:
+        try:
+            found.append(load_evidence(extra))
+        except RceError:
+            if not discovered or Path(extra) not in discovered:
+                raise
+            # A damaged report folder found by the search is skipped (named in the notes).
+            found.append(Evidence(product="", source=str(extra)))
+    skipped = [e.source for e in found if not e.product]
+    # Final evidence beats interim evidence for the same product; among equals the newest file.
+    found.sort(key=lambda e: (not e.interim, Path(e.source).stat().st_mtime if e.product else 0))
+    for ev in found:
         if ev.product:
             evidence[ev.product.casefold()] = ev
     for p in products:
@@ -1937,6 +1951,15 @@ def run_sustain_report(
     result = compute_sustain(
         products, per_student, evidence=evidence, plan=plan, rules=rules, as_of=as_of
     )
+    used = sorted({ev.source for ev in evidence.values() if ev.source})
+    extra_notes = [
+        "Evidence read from: " + ", ".join(Path(u).relative_to(base).as_posix()
+                                           if Path(u).is_relative_to(base) else u for u in used)
+        + "." if used else "No results.json was found or given: no product has outcome evidence."
+    ]
+    if skipped:
+        extra_notes.append(f"{len(skipped)} unreadable results.json file(s) were skipped.")
+    result = replace(result, notes=(*result.notes, *extra_notes))
     from rce.report.sustain import sustain_to_json, write_sustain_report
 
     files = write_sustain_report(result, Path(out_dir)) if out_dir is not None else []

@@ -407,6 +407,7 @@ def test_esser_funding_cliff_and_fund_end():
         ("Title I", None, False),
         ("General Fund", None, False),
         ("GEER grant", None, True),
+        ("Title I grant", None, False),
         ("Title IV-A", None, False),
     ],
 )
