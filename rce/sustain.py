@@ -54,6 +54,7 @@ __all__ = [
     "evidence_from_results",
     "load_evidence",
     "read_products",
+    "rules_from_mapping",
     "run_sustain_report",
 ]
 
@@ -270,6 +271,68 @@ class SustainRules:
         words = set(re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)*", text))
         words |= {w for part in words for w in part.split("-")}
         return any(word.lower() in words for word in self.one_time_fund_words)
+
+
+def rules_from_mapping(raw: Mapping[str, Any], *, where: str = "sustain") -> SustainRules:
+    """Build :class:`SustainRules` from a parsed TOML table (e.g. a ``[sustain]`` plan section).
+
+    Only the keys given change; the defaults stay in :class:`SustainRules`. An unknown key or a
+    value of the wrong type is a :class:`~rce.errors.PlanError` naming the key.
+
+    Examples
+    --------
+    >>> rules_from_mapping({"adoption_floor": 0.2}).adoption_floor
+    0.2
+    """
+    if not isinstance(raw, Mapping):
+        raise PlanError("[sustain] must be a table of keys", where=where, hint="Write [sustain].")
+    known = {f.name: f for f in fields(SustainRules)}
+    defaults = SustainRules()
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise PlanError(
+                f"unknown sustain rule {key}",
+                where=f"{where}.{key}",
+                hint=f"Known rules: {', '.join(sorted(known))}.",
+            )
+        default = getattr(defaults, key)
+        bad = PlanError(
+            f"sustain rule {key} has the wrong type ({type(value).__name__})",
+            where=f"{where}.{key}",
+            hint="See the rules table in the sustain report for the expected values.",
+        )
+        if key == "max_cost_per_tenth_sd":
+            if value is None or value == "":
+                kwargs[key] = None
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise bad
+            try:
+                kwargs[key] = Decimal(repr(value) if isinstance(value, float) else str(value))
+            except InvalidOperation:
+                raise bad from None
+        elif isinstance(default, tuple):
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise bad
+            kwargs[key] = tuple(str(v).lower() for v in value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise bad
+            kwargs[key] = value
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad
+            kwargs[key] = value
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise bad
+            kwargs[key] = float(value)
+        else:
+            if not isinstance(value, str):
+                raise bad
+            kwargs[key] = value
+    return SustainRules(**kwargs)
 
 
 def esser_round(funding_source: str) -> str | None:
@@ -1886,6 +1949,12 @@ def run_sustain_report(
                 hint="Set inputs.products in the plan or pass --products.",
             )
         products_path = plan.resolve(plan.inputs.products)
+    if rules is None:
+        configured = getattr(plan, "sustain", None)
+        if isinstance(configured, SustainRules):
+            rules = configured
+        elif isinstance(configured, Mapping):
+            rules = rules_from_mapping(configured)
     products_path = Path(products_path)
     products = read_products(products_path)
     base = products_path.parent

@@ -654,3 +654,20 @@ def test_evidence_from_results_and_file(tmp_path: Path):
         load_evidence(tmp_path / "bad.json")
     with pytest.raises(InputFileError):
         load_evidence(tmp_path / "none.json")
+
+
+def test_rules_from_mapping():
+    from rce.sustain import rules_from_mapping
+
+    r = rules_from_mapping({"adoption_floor": 0.2, "renewal_notice_days": 60,
+                            "max_cost_per_tenth_sd": 150.5, "interim_evidence_decides": False,
+                            "one_time_fund_words": ["ESSER"]})
+    assert r.adoption_floor == 0.2 and r.renewal_notice_days == 60
+    assert r.max_cost_per_tenth_sd == Decimal("150.5")
+    assert r.one_time_fund_words == ("esser",) and r.interim_evidence_decides is False
+    assert rules_from_mapping({}) == SustainRules()
+    for bad in ({"adoption_floorr": 0.1}, {"renewal_notice_days": "60"},
+                {"interim_evidence_decides": 1}, {"adoption_floor": 2.0},
+                {"max_cost_per_tenth_sd": "lots"}, {"one_time_fund_words": "esser"}):
+        with pytest.raises(PlanError):
+            rules_from_mapping(bad)

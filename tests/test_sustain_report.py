@@ -146,3 +146,53 @@ def test_renderers_handle_no_evidence_no_usage(tmp_path: Path):
     md = render_sustain_markdown(r)
     assert "Insufficient evidence" in md
     sustain_workbook_bytes(r)
+
+
+def _results_json(product: str, p_meaningful: float, window: str = "spring") -> str:
+    return json.dumps({
+        "schema_version": "1",
+        "study": {"product": product, "outcome_window": window, "interim": window != "spring"},
+        "impact": {"design": "matched", "estimate": 3.0, "ci_low": 1.0, "ci_high": 5.0,
+                   "probability_positive": 0.99, "probability_meaningful": p_meaningful,
+                   "hedges_g": 0.15, "improvement_index": 6.0, "n_treatment": 400},
+        "evidence": {"essa_tier": 3},
+    })
+
+
+def test_run_sustain_report_without_usage_finds_evidence(tmp_path: Path):
+    from rce.sustain import run_sustain_report
+
+    (tmp_path / "products.toml").write_text(
+        '[[product]]\nproduct = "Alpha"\nannual_cost = 1000\nseats_purchased = 10\n'
+        'privacy_agreement = "signed"\n'
+        '[[product]]\nproduct = "Beta"\nannual_cost = "$2,000.50"\n'
+        'evidence = "beta/results.json"\nprivacy_agreement = "signed"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "rce-report").mkdir()
+    (tmp_path / "rce-report" / "results.json").write_text(_results_json("Alpha", 0.9))
+    (tmp_path / "winter").mkdir()
+    (tmp_path / "winter" / "results.json").write_text(_results_json("Alpha", 0.2, "winter"))
+    (tmp_path / "beta").mkdir()
+    (tmp_path / "beta" / "results.json").write_text(_results_json("Something else", 0.1))
+    run = run_sustain_report(tmp_path / "products.toml", plan=Plan(), out_dir=tmp_path / "out",
+                             as_of=date(2025, 2, 1))
+    alpha, beta = run.result.products
+    assert alpha.evidence.probability_meaningful == 0.9  # final beats interim
+    assert beta.evidence.probability_meaningful == 0.1  # the product's own evidence key wins
+    assert beta.recommendation == "sunset"
+    assert [f.name for f in run.files] == ["sustain.html", "sustain.md", "sustain.json",
+                                          "sustain.xlsx"]
+    data = json.loads(run.json_text)
+    assert data["totals"]["annual_cost"] == 3000.5
+    assert any("rce-report/results.json" in n for n in data["notes"])
+    result, files, text = run  # unpacks as the CLI expects
+    assert text == (tmp_path / "out" / "sustain.json").read_text(encoding="utf-8")
+
+
+def test_run_sustain_report_needs_a_products_file():
+    from rce.errors import PlanError
+    from rce.sustain import run_sustain_report
+
+    with pytest.raises(PlanError):
+        run_sustain_report(None, plan=Plan(), out_dir=None, as_of=date(2025, 2, 1))
