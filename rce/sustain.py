@@ -27,7 +27,7 @@ import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -693,7 +693,9 @@ def _paths(value: Any, key: str, where: str) -> tuple[str, ...]:
         return (value.strip(),) if value.strip() else ()
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(v.strip() for v in value if v.strip())
-    raise _bad(where, key, f"{key} must be a path or a list of paths", 'E.g. usage = "usage/x.csv".')
+    raise _bad(
+        where, key, f"{key} must be a path or a list of paths", 'E.g. usage = "usage/x.csv".'
+    )
 
 
 def _product(values: dict[str, Any], where: str, path: Path) -> Product:
@@ -899,7 +901,9 @@ def evidence_from_results(results: Mapping[str, Any], *, source: str = "") -> Ev
         improvement_index=_num(impact.get("improvement_index")),
         evidence_tier=None if tier in (None, "") else str(tier),
         design=str(impact.get("design") or ""),
-        n_treatment=int(n_t) if isinstance(n_t, int | float) and not isinstance(n_t, bool) else None,
+        n_treatment=(
+            int(n_t) if isinstance(n_t, int | float) and not isinstance(n_t, bool) else None
+        ),
         outcome=str(impact.get("outcome") or ""),
         outcome_window=outcome_window,
         interim=interim,
@@ -1010,7 +1014,9 @@ class ProductAssessment:
             "cost_per_active_user": _money_out(self.cost_per_active_user),
             "cost_per_habitual_user": _money_out(self.cost_per_habitual_user),
             "price_index": self.price_index,
-            "effect": self.evidence.to_dict() if self.evidence and self.evidence.has_effect else None,
+            "effect": (
+                self.evidence.to_dict() if self.evidence and self.evidence.has_effect else None
+            ),
             "evidence_verdict": self.verdict,
             "cost_per_habitual_user_per_tenth_sd": _money_out(self.cost_per_habitual_per_tenth_sd),
             "cost_per_habitual_user_per_tenth_sd_upper": _money_out(self.cost_per_tenth_sd_high),
@@ -1064,10 +1070,6 @@ def _fmt_money(value: Decimal | None) -> str:
     if value is None:
         return "n/a"
     return f"${cents(value):,.2f}"
-
-
-def _pct(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}%"
 
 
 @dataclass(frozen=True)
@@ -1553,12 +1555,13 @@ def _assess(
         )
 
     def right_size_reason(qualifier: str) -> str:
-        cut = seats - right_sized  # type: ignore[operator]
+        assert seats is not None and right_sized is not None
+        cut = seats - right_sized
         return (
-            f"Right-size{qualifier}: {habitual} habitual users + {rules.right_size_buffer:.0%} buffer "
-            f"= {right_sized} seats, {cut} fewer than the {seats} bought "
-            f"({cut / seats:.0%} of seats, at least the {rules.right_size_min_cut:.0%} "  # type: ignore[operator]
-            f"threshold)."
+            f"Right-size{qualifier}: {habitual} habitual users + "
+            f"{rules.right_size_buffer:.0%} buffer = {right_sized} seats, {cut} fewer than the "
+            f"{seats} bought ({cut / seats:.0%} of seats, at least the "
+            f"{rules.right_size_min_cut:.0%} threshold)."
         )
 
     if counts is None:
@@ -1571,18 +1574,19 @@ def _assess(
             f"below the {rules.adoption_floor:.0%} adoption floor, and there is no passing "
             "evidence."
         )
-    if rec is None and decision_verdict == "fail":
+    if rec is None and decision_verdict == "fail" and ev is not None:
         rec = "sunset"
         fired.append("evidence_fail")
         reasons.append(
             f"Sunset: P(effect >= {plan.decision.meaningful_effect:g} SD) = "
-            f"{ev.probability_meaningful:.0%} is at or below the pre-registered "  # type: ignore[union-attr]
+            f"{ev.probability_meaningful:.0%} is at or below the pre-registered "
             f"{plan.decision.fail_probability:.0%} fail threshold; the district's rule is to stop "
             "paying for a product whose local evidence does not show a meaningful effect."
         )
     if rec is None and decision_verdict != "pass":
         for o in overlaps:
-            if o["_share"] >= rules.redundancy_min_overlap and verdicts.get(o["product"]) == "pass":
+            passes = verdicts.get(o["product"]) == "pass"
+            if o["_share"] >= rules.redundancy_min_overlap and passes:
                 rec = "sunset"
                 fired.append("redundancy")
                 shown = (

@@ -84,7 +84,8 @@ def evidence(name: str = "Tool", p_meaningful: float = 0.9, **kw) -> Evidence:
 def one(p: Product, rows: pd.DataFrame, ev: Evidence | None = None, **kw):
     rules = kw.pop("rules", SustainRules())
     result = compute_sustain(
-        [p], rows, evidence=[ev] if ev else None, plan=PLAN, rules=rules, as_of=kw.pop("as_of", AS_OF)
+        [p], rows, evidence=[ev] if ev else None, plan=PLAN, rules=rules,
+        as_of=kw.pop("as_of", AS_OF),
     )
     return result.products[0]
 
@@ -170,7 +171,8 @@ def test_sunset_saves_the_whole_cost_and_totals_add_up():
 @pytest.mark.parametrize(("activated", "fires"), [(10, False), (9, True)])
 def test_adoption_floor_boundary(activated, fires):
     # 10 of 100 seats = exactly the 10% floor: does not fire; 9% does.
-    a = one(product(), frame(usage("Tool", activated=activated, active=activated, habitual=activated)))
+    rows = frame(usage("Tool", activated=activated, active=activated, habitual=activated))
+    a = one(product(), rows)
     assert ("adoption_floor" in a.rules_fired) is fires
     assert a.recommendation == ("sunset" if fires else "right-size")
     if fires:
@@ -188,7 +190,8 @@ def test_adoption_floor_does_not_override_passing_evidence():
                        (0.50, "fail")]
 )
 def test_evidence_verdict_boundaries(p, verdict):
-    a = one(product(), frame(usage("Tool", activated=100, active=95, habitual=90)), evidence(p_meaningful=p))
+    rows = frame(usage("Tool", activated=100, active=95, habitual=90))
+    a = one(product(), rows, evidence(p_meaningful=p))
     assert a.verdict == verdict
     if verdict == "fail":
         assert a.recommendation == "sunset"
@@ -202,7 +205,8 @@ def test_evidence_verdict_boundaries(p, verdict):
 def test_right_size_cut_boundary(habitual, fires):
     # ceil(68 x 1.1) = 75 seats: cut 25 of 100 = the 25% threshold -> fires.
     # ceil(69 x 1.1) = 76 seats: cut 24% -> does not.
-    a = one(product(), frame(usage("Tool", activated=100, active=80, habitual=habitual)), evidence())
+    rows = frame(usage("Tool", activated=100, active=80, habitual=habitual))
+    a = one(product(), rows, evidence())
     assert ("right_size" in a.rules_fired) is fires
     assert a.recommendation == ("right-size" if fires else "sustain")
     assert a.right_sized_seats == (75 if fires else 76)
@@ -210,7 +214,8 @@ def test_right_size_cut_boundary(habitual, fires):
 
 @pytest.mark.parametrize(("active", "rec"), [(90, "scale"), (89, "sustain")])
 def test_scale_boundary(active, rec):
-    a = one(product(), frame(usage("Tool", activated=100, active=active, habitual=active)), evidence())
+    rows = frame(usage("Tool", activated=100, active=active, habitual=active))
+    a = one(product(), rows, evidence())
     assert a.recommendation == rec
     assert any(("Scale:" if rec == "scale" else "Sustain:") in r for r in a.reasons)
 
@@ -275,9 +280,11 @@ def test_different_subjects_do_not_overlap():
 def test_cost_ceiling_rule():
     # Cost per habitual = 10,000 / 89 = 112.36; / (0.2 / 0.1) = 56.18 per 0.1 SD.
     rows = frame(usage("Tool", activated=100, active=89, habitual=89))
-    ok = one(product(), rows, evidence(), rules=SustainRules(max_cost_per_tenth_sd=Decimal("56.18")))
+    ok = one(product(), rows, evidence(),
+             rules=SustainRules(max_cost_per_tenth_sd=Decimal("56.18")))
     assert ok.recommendation == "sustain"
-    over = one(product(), rows, evidence(), rules=SustainRules(max_cost_per_tenth_sd=Decimal("56.17")))
+    over = one(product(), rows, evidence(),
+               rules=SustainRules(max_cost_per_tenth_sd=Decimal("56.17")))
     assert over.recommendation == "right-size" and "cost_ceiling" in over.rules_fired
 
 
@@ -334,7 +341,8 @@ def test_privacy_agreement_flag_whatever_the_evidence(status, expires, flag):
 
 
 def test_not_approved_flag():
-    a = one(product(approval_status="Pending review"), frame(usage("Tool", activated=9, active=9, habitual=9)))
+    rows = frame(usage("Tool", activated=9, active=9, habitual=9))
+    a = one(product(approval_status="Pending review"), rows)
     assert "NOT_APPROVED" in a.flags
 
 

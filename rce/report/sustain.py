@@ -55,6 +55,8 @@ _REC_LABEL = {
     "insufficient-evidence": "Insufficient evidence",
 }
 
+_PRIVACY_FLAGS = ("PRIVACY_AGREEMENT_EXPIRED", "NO_PRIVACY_AGREEMENT", "PRIVACY_AGREEMENT_UNKNOWN")
+
 _LEVEL_COLOURS = {"seats": "grey", "activated": "sky", "active": "blue", "habitual": "green"}
 
 
@@ -123,8 +125,7 @@ def _view(data: Mapping[str, Any]) -> dict[str, Any]:
     privacy = [
         p["product"]
         for p in products
-        if any(f.startswith(("PRIVACY_AGREEMENT_EXPIRED", "NO_PRIVACY", "PRIVACY_AGREEMENT_UNKNOWN"))
-               for f in p.get("flags", []))
+        if any(f in _PRIVACY_FLAGS for f in p.get("flags", []))
     ]
     if privacy:
         summary.append(
