@@ -270,3 +270,93 @@ def required_sample_size(
            else mdes(design, n_students=size, **kw))
     return PowerResult(**{**res.__dict__, "solved_for": "n_clusters" if clustered else
                           "n_students"})
+
+
+# ``power_analysis`` takes an argument named ``mdes`` (the CLI option); keep a second name.
+_compute_mdes = mdes
+
+
+@dataclass(frozen=True)
+class PowerTable:
+    """MDES or required sample for a design family, one row per variant (``rce power``)."""
+
+    rows: tuple[PowerResult, ...]
+    question: str  # "mdes" | "sample size"
+    notes: tuple[str, ...] = ()
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per design variant."""
+        return pd.concat([r.to_frame() for r in self.rows], ignore_index=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return json_safe({"question": self.question, "rows": [r.to_dict() for r in self.rows],
+                          "notes": list(self.notes)})
+
+    def summary(self) -> str:
+        """Readable text."""
+        return "\n".join([*(r.summary() for r in self.rows), *self.notes])
+
+
+def power_analysis(
+    *,
+    design: str = "individual",
+    n: int | None = None,
+    mdes: float | None = None,
+    clusters: int | None = None,
+    icc: float = DEFAULT_ICC,
+    r2: float = 0.0,
+    treated_share: float = DEFAULT_P_TREATED,
+    alpha: float = DEFAULT_ALPHA,
+    power: float = DEFAULT_POWER,
+) -> PowerTable:
+    """What ``rce power`` computes: the MDES for ``n`` students, or the sample for ``mdes``.
+
+    Parameters
+    ----------
+    design
+        ``"individual"`` (students matched or randomized: both rows are given) or ``"cluster"``
+        (schools/classes randomized or matched: both rows).
+    n
+        Students in the study (gives the MDES). For cluster designs, with ``clusters``.
+    mdes
+        Effect to detect in SD units (gives the number of students, or of clusters of
+        n / clusters students -- ``n`` is then needed for the cluster size).
+    clusters, icc
+        Number of clusters and the intraclass correlation (cluster designs).
+    r2
+        Share of outcome variance explained by covariates (a prior-year score typically explains
+        0.5 or more).
+    treated_share, alpha, power
+        Share of units treated, two-sided significance level and power.
+    """
+    target_mdes = mdes  # the target effect (the CLI option), not the function
+    if design not in ("individual", "cluster"):
+        raise DataError(f"unknown design {design!r}", where="--design",
+                        hint="Use 'individual' or 'cluster'.")
+    if (n is None) == (target_mdes is None) and design == "individual":
+        raise DataError("give either --n (for the MDES) or --mdes (for the sample size)",
+                        where="rce power", hint="e.g. rce power --n 400")
+    variants = (("randomized", "matched") if design == "individual"
+                else ("clustered", "clustered-matched"))
+    kw = dict(alpha=alpha, power=power, p_treated=treated_share, r2_outcome=r2)
+    rows = []
+    if design == "individual":
+        for v in variants:
+            rows.append(_compute_mdes(v, n_students=n, **kw) if target_mdes is None
+                        else required_sample_size(target_mdes, v, **kw))
+    else:
+        if clusters is None:
+            raise DataError("cluster designs need --clusters", where="rce power",
+                            hint="e.g. rce power --design cluster --clusters 20 --n 500")
+        if n is None:
+            raise DataError("cluster designs need --n (students in all clusters) to set the "
+                            "cluster size", where="rce power", hint=None)
+        size = n / clusters
+        for v in variants:
+            rows.append(_compute_mdes(v, n_clusters=clusters, cluster_size=size, icc=icc, **kw)
+                        if target_mdes is None else
+                        required_sample_size(target_mdes, v, cluster_size=size, icc=icc, **kw))
+    return PowerTable(tuple(rows), "mdes" if target_mdes is None else "sample size",
+                      ("Matched rows include the RCE Coach's design-effect penalty R²(treatment) "
+                       "= 0.15; randomized rows have none.",))
