@@ -1621,7 +1621,9 @@ def _assess(
             fired.append("scale")
             reasons.append(
                 f"Scale: passing evidence and {util_active:.0%} of seats in active use (at least "
-                f"{rules.scale_min_active_utilization:.0%}): demand is at capacity."
+                f"{rules.scale_min_active_utilization:.0%}): demand is at capacity. How many "
+                "students to add is the district's decision; each added seat costs about "
+                f"{_fmt_money(p.seat_price)} a year."
             )
         else:
             rec = "sustain"

@@ -679,3 +679,42 @@ def test_rules_from_mapping():
                 {"max_cost_per_tenth_sd": "lots"}, {"one_time_fund_words": "esser"}):
         with pytest.raises(PlanError):
             rules_from_mapping(bad)
+
+
+# --- invariants -------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seats=st.integers(1, 400),
+    activated=st.integers(0, 300),
+    active_share=st.floats(0, 1),
+    habitual_share=st.floats(0, 1),
+    cost_cents=st.integers(0, 10_000_000),
+    p_meaningful=st.one_of(st.none(), st.floats(0, 1)),
+)
+def test_invariants(seats, activated, active_share, habitual_share, cost_cents, p_meaningful):
+    from rce.sustain import RECOMMENDATIONS
+
+    active = int(activated * active_share)
+    habitual = int(active * habitual_share)
+    cost = Decimal(cost_cents) / 100
+    p = product(annual_cost=cost, seats_purchased=seats)
+    ev = None if p_meaningful is None else evidence(p_meaningful=p_meaningful)
+    a = one(p, frame(usage("Tool", activated=activated, active=active, habitual=habitual)), ev)
+    assert a.recommendation in RECOMMENDATIONS
+    assert Decimal(0) <= a.projected_savings <= cost
+    assert a.seats_recommended is not None and 0 <= a.seats_recommended <= seats
+    if a.recommendation not in ("sunset", "right-size"):
+        assert a.projected_savings == 0 and a.seats_recommended == seats
+    for n, per in ((habitual, a.cost_per_habitual_user), (active, a.cost_per_active_user)):
+        if n:
+            assert abs(per * n - cost) < Decimal("1e-20")
+        else:
+            assert per is None
+    if a.price_index is not None:
+        assert a.price_index >= 1.0
+    json.dumps(a.to_dict(), allow_nan=False)
