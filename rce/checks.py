@@ -280,10 +280,12 @@ def check_minutes(ctx: FileContext) -> None:
 
 def _academic_year_bounds(ctx: FileContext, dates: pd.Series) -> tuple[pd.Timestamp, pd.Timestamp
                                                                        ] | None:
-    year = ctx.plan.study.academic_year
-    if not year and "academic_year" in ctx.layout.columns:
+    # The file's own Academic Year column wins (a prior-year file checked with this year's plan).
+    year = ""
+    if "academic_year" in ctx.layout.columns:
         vals = normalize_academic_year(ctx.frame[ctx.layout.columns["academic_year"]]).dropna()
         year = str(vals.mode().iloc[0]) if len(vals) else ""
+    year = year or ctx.plan.study.academic_year
     if year:
         norm = normalize_academic_year(pd.Series([year])).iloc[0]
         if isinstance(norm, str):
@@ -302,8 +304,8 @@ def _date_columns(ctx: FileContext) -> list[tuple[str, str]]:
     if ctx.layout.blocks:
         for label, block in ctx.layout.blocks.items():
             out.append((block["test_date"], f"completion date ({label})"))
-    for canon in ("test_date", "date", "end_date", "timestamp", "birthdate", "enter_date",
-                  "leave_date", "elas_start_date"):
+    for canon in ("test_date", "date", "end_date", "timestamp", "first_login", "last_login",
+                  "birthdate", "enter_date", "leave_date", "elas_start_date"):
         if canon in ctx.layout.columns:
             out.append((ctx.layout.columns[canon], canon.replace("_", " ")))
     return out
@@ -381,13 +383,47 @@ def check_vocabularies(ctx: FileContext) -> None:
 
 
 def check_timezone(ctx: FileContext) -> None:
-    """TIMESTAMPS_CONVERTED: timestamps written in UTC are moved to the district time zone."""
+    """TIMESTAMPS_CONVERTED: timestamps written in UTC are moved to the district time zone.
+
+    The rows listed are those whose local date differs from the date written in the file (for
+    example an activity after 5 pm in California is on the next day in UTC).
+    """
     if ctx.layout.timestamp_tz and "timestamp" in ctx.layout.columns:
+        col = ctx.layout.columns["timestamp"]
+        s = ctx.frame[col]
+        local = nz.parse_timestamps_local(s, source_tz=ctx.layout.timestamp_tz,
+                                          local_tz=ctx.plan.study.timezone)
+        written = nz.parse_dates(s.str.slice(0, 10))
+        shifted = local.notna() & written.notna() & (local != written)
         ctx.add("info", "TIMESTAMPS_CONVERTED",
                 f"timestamps are in {ctx.layout.timestamp_tz}; rce converts them to "
-                f"{ctx.plan.study.timezone} before taking dates",
+                f"{ctx.plan.study.timezone} before taking dates, which moves "
+                f"{_rows_word(int(shifted.sum()))} to the previous or next day",
                 hint="Set study.timezone in rce.toml if the district is elsewhere.",
-                column=ctx.layout.columns["timestamp"])
+                column=col, mask=shifted)
+
+
+def check_weekends(ctx: FileContext) -> None:
+    """USAGE_ON_WEEKENDS: usage dated on Saturdays or Sundays (kept; often homework)."""
+    if ctx.layout.kind != "usage" or ctx.layout.granularity in ("weekly", "monthly"):
+        return
+    col = ctx.layout.columns.get("date") or ctx.layout.columns.get("timestamp")
+    if not col:
+        return
+    if "timestamp" in ctx.layout.columns:
+        d = nz.parse_timestamps_local(ctx.frame[col], source_tz=ctx.layout.timestamp_tz,
+                                      local_tz=ctx.plan.study.timezone)
+    else:
+        d = nz.parse_dates(ctx.frame[col])
+    weekend = d.notna() & (d.dt.day_of_week >= 5)
+    if "active" in ctx.layout.columns:
+        # Clever writes a row for every calendar day; only active weekend days are news.
+        weekend &= nz.normalize_flag(ctx.frame[ctx.layout.columns["active"]]).fillna(False)
+    if weekend.any():
+        ctx.add("info", "USAGE_ON_WEEKENDS",
+                f"usage dated on a Saturday or Sunday in {_rows_word(int(weekend.sum()))}",
+                hint="Weekend use is counted like any other day; check the dates if the product "
+                "is only used at school.", column=col, mask=weekend)
 
 
 #: Checks run on every file, in order; the code is the function's JUnit test-case name.
@@ -400,6 +436,7 @@ FILE_CHECKS: tuple[tuple[str, Check], ...] = (
     ("dates", check_dates),
     ("vocabularies", check_vocabularies),
     ("timezone", check_timezone),
+    ("weekends", check_weekends),
 )
 
 

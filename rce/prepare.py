@@ -185,6 +185,7 @@ def _pick(tests: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, dict[str, int]
         "students_baseline_not_before_outcome": int(same.sum()),
     }
     merged = merged.loc[~same]
+    counts["students_baseline_outside_window"] = int((merged["window_b"] != bw).sum())
     return merged, counts
 
 
@@ -340,6 +341,10 @@ def build_analysis_frame(roster: LoadedTable, assessments: LoadedTable, plan: Pl
     if counts["students_one_test"]:
         notes.append(f"{counts['students_one_test']} students took only one test this year and "
                      "have no gain.")
+    if counts["students_baseline_outside_window"]:
+        notes.append(f"{counts['students_baseline_outside_window']} students have no "
+                     f"{plan.outcomes.baseline_window} test; their baseline is the vendor's "
+                     "baseline or their earliest test.")
     if counts["students_no_outcome_in_window"]:
         notes.append(f"{counts['students_no_outcome_in_window']} students have no "
                      f"{plan.outcomes.outcome_window} test and are not scored.")

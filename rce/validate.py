@@ -215,6 +215,7 @@ CHECK_OF_CODE = {
     "MINUTES_IMPLAUSIBLE": "minutes", "MINUTES_OUTLIER": "minutes",
     "DATE_UNPARSEABLE": "dates", "DATE_FORMATS_MIXED": "dates", "DATE_OUTSIDE_YEAR": "dates",
     "VOCABULARY": "vocabularies", "TIMESTAMPS_CONVERTED": "timezone",
+    "USAGE_ON_WEEKENDS": "weekends",
     "ID_MATCH_RATE": "roster_match",
 }
 

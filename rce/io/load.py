@@ -285,6 +285,8 @@ def _roster_frame(table: RawTable, layout: Layout) -> tuple[pd.DataFrame, FileRe
     out["source_row"] = f.index.to_numpy() + 2
     blank = sid.isna()
     counts = _id_counts(raw_id, sid)
+    if "ssid" in out:
+        counts["ssid_blank"] = int(out["ssid"].isna().sum())
     counts["grade_unrecognised"] = int((out["grade"].isna() & f[c["grade"]].notna()).sum()) \
         if "grade" in c else 0
     counts["gender_unrecognised"] = int((out["gender"].isna() & f[c["gender"]].notna()).sum()) \
@@ -493,6 +495,8 @@ def _assessment_file(table: RawTable, layout: Layout, plan: Plan
         (f[layout.columns.get("scale_score", "")] == "999").sum()
         if "scale_score" in layout.columns else 0)
     out = out.loc[~blank & ~no_date]
+    grades = out.dropna(subset=["grade"]).groupby(["student_id", "subject"])["grade"].nunique()
+    counts["students_grade_changed"] = int((grades > 1).sum())
     if out["subject"].isna().any() or (out["subject"] == "").any():
         out["subject"] = out["subject"].replace("", pd.NA).fillna(plan.study.subject)
     rush_n = int(out["rush_flag"].sum())

@@ -473,6 +473,12 @@ def _monthly_wide(h: _Header, hint: str) -> Layout | None:
     used = {sid}
     cols.update({k: v for k, v in _demographics(h, used).items()
                  if k in ("school", "grade", "email")})
+    for canon, aliases in {"first_login": ("first login", "first login date"),
+                           "last_login": ("last login", "last login date"),
+                           "name": ("student name",)}.items():
+        hit = h.find(aliases)
+        if hit:
+            cols[canon] = hit
     return Layout("monthly_summary", "usage", cols, granularity="monthly",
                   monthly_columns=monthly,
                   description="monthly usage summary (one column per month)")
