@@ -596,18 +596,19 @@ def _population(w: World, rng: np.random.Generator) -> None:
     # One student promoted a grade in January (grade 1 -> 2 at an elementary school).
     cands = [k for k in np.flatnonzero(w.gnum == 1) if int(k) not in w.transfer and not late[k]
              and not leaver[k]]
-    k = int(cands[int(rng.integers(0, len(cands)))])
-    w.promoted[k] = (date(2025, 1, 6), 2)
-    w.quirks["grade_changed_students"] = 1
+    if cands:
+        k = int(cands[int(rng.integers(0, len(cands)))])
+        w.promoted[k] = (date(2025, 1, 6), 2)
+    w.quirks["grade_changed_students"] = len(w.promoted)
 
     # Two students reclassified EL -> RFEP in February.
     cands = [k for k in range(n) if elas[k] == "EL" and w.gnum[k] >= 2 and k not in w.promoted]
-    for j, k in enumerate(rng.choice(cands, size=2, replace=False)):
+    for j, k in enumerate(rng.choice(cands, size=min(2, len(cands)), replace=False)):
         d = date(2025, 2, 10 + 7 * j)
         w.elas_change[int(k)] = d
         w.elas[int(k)] = "RFEP"
         w.elas_start[int(k)] = d
-    w.quirks["elas_changed_el_to_rfep"] = 2
+    w.quirks["elas_changed_el_to_rfep"] = len(w.elas_change)
 
     # Diagnostic-export quirks decided per student.
     w.demo_blank = rng.random(n) < 0.30

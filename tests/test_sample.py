@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
@@ -58,6 +61,20 @@ def test_same_seed_gives_identical_bytes(small: SampleResult, tmp_path: Path) ->
     assert _digests(again.out_dir) == _digests(small.out_dir)
     assert again.sha256 == small.sha256
     assert set(small.files) == set(SAMPLE_FILES)
+
+
+def test_bytes_do_not_depend_on_the_process(tmp_path: Path) -> None:
+    """Two fresh interpreters with different hash seeds write the same bytes."""
+    code = ("import sys, hashlib; from rce.sample import build_sample_files as b; "
+            "f = b(students=60, seed=9); "
+            "print(hashlib.sha256(b''.join(f[k] for k in sorted(f))).hexdigest())")
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True, timeout=120)
+        digests.add(run.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_other_seed_gives_other_data(small: SampleResult) -> None:
