@@ -566,6 +566,10 @@ def build_truth(w: sw.World, quirks: dict[str, Any], seats: dict[str, int]) -> d
 
     all_quirks = dict(w.quirks)
     all_quirks.update(quirks)
+    all_quirks["rush_flag_rows_note"] = (
+        "ela_rush_flag_rows / math_rush_flag_rows count distinct diagnostics, before the planted "
+        "exact duplicates and the MM-DD-YYYY re-export rows were added"
+    )
     all_quirks["tk_students_absent_from_iready"] = int((w.gnum < 0).sum())
     all_quirks["diagnostic_demographics_blank_students_share"] = 0.30
     all_quirks["diagnostic_demographics_blank_students"] = int(w.demo_blank.sum())

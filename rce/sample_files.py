@@ -436,7 +436,6 @@ def lesson_file(w: World, rng: np.random.Generator) -> tuple[bytes, dict[str, in
     minutes_all = np.maximum(1, np.rint(13 * np.exp(0.45 * z_time))).astype(int).tolist()
     u_rows = u_all.tolist()
     time_outliers = 0
-    ghost_rows = 0
     pos = 0
     for k, (i, d) in enumerate(w.lessons):
         if i >= 0:
@@ -462,7 +461,6 @@ def lesson_file(w: World, rng: np.random.Generator) -> tuple[bytes, dict[str, in
             enrolled = "Unenrolled"
             demo = [""] * 10
             el = False
-            ghost_rows += int(per_day[k])
         # Students move up a lesson grade during the year.
         if d >= date(2025, 2, 1) and u_day[k] < 0.3:
             lg = min(8, lg + 1)
@@ -498,11 +496,13 @@ def lesson_file(w: World, rng: np.random.Generator) -> tuple[bytes, dict[str, in
     dup_at = sorted(rng.choice(len(rows), size=n_dup, replace=False).tolist(), reverse=True)
     for k in dup_at:
         rows.insert(k + 1, list(rows[k]))
+    ghost_ids = {stripped_id(w, i) for i in ghost_info}
     quirks = {
         "rows": len(rows),
         "exact_duplicate_rows": n_dup,
         "time_outliers_over_120_min": time_outliers,
-        "rows_for_ids_not_in_roster": ghost_rows,
+        # counted after the duplicates were planted (a duplicate may repeat a ghost's row)
+        "rows_for_ids_not_in_roster": sum(1 for r in rows if r[2] in ghost_ids),
         "ids_not_in_roster": len(ghost_info),
     }
     return csv_bytes(LESSON_HEADER, rows), quirks
