@@ -745,7 +745,7 @@ def _usage_a(w: World, rng: np.random.Generator) -> None:
     user = eligible & (rng.random(n) < _logistic(eta))
     pilot = w.school == PILOT
     # Lesson-days per 20 school days among users; the pilot school has stronger fidelity.
-    lam = np.exp(np.log(2.0) + 0.35 * (eta - 1.5) + 0.45 * rng.standard_normal(n))
+    lam = np.exp(np.log(1.85) + 0.35 * (eta - 1.5) + 0.45 * rng.standard_normal(n))
     lam = np.where(pilot, lam * 1.3, lam)
     lam = np.clip(lam, 0.3, 14.0)
     days = school_days()
@@ -953,7 +953,7 @@ def _usage_b(w: World, rng: np.random.Generator) -> None:
            + p["noise_sd"] * rng.standard_normal(n))
     eligible = w.gnum <= 5
     user = eligible & (rng.random(n) < _logistic(eta))
-    weekly = np.exp(np.log(0.8) + 0.4 * rng.standard_normal(n))
+    weekly = np.exp(np.log(0.7) + 0.4 * rng.standard_normal(n))
     days = school_days()
     weeks: dict[date, list[date]] = {}
     for d in days:
