@@ -190,13 +190,17 @@ def assess_evidence(
         "as one site under 34 CFR 77.1." if not multi else
         f"{ctx.n_districts} districts, {impact.n_sites} schools.",
     ))
-    controls = has_estimate and impact.baseline_equivalence is not None
-    crit.append(Criterion(
-        "statistical controls for selection bias", controls,
-        "Regression adjustment for the baseline score"
-        + (" after matching on baseline score, grade and demographics" if impact.design ==
-           "matched" else "") + "." if controls else "No impact model.",
-    ))
+    rd = impact.design == "regression-discontinuity"
+    controls = has_estimate and (impact.baseline_equivalence is not None or rd)
+    if rd:
+        detail = "Assignment by a known cutoff; local regression on the running variable."
+    elif controls:
+        detail = ("Regression adjustment for the baseline score"
+                  + (" after matching on baseline score, grade and demographics"
+                     if impact.design == "matched" else "") + ".")
+    else:
+        detail = "No impact model."
+    crit.append(Criterion("statistical controls for selection bias", controls, detail))
     crit.append(Criterion(
         "logic model", ctx.logic_model,
         "A logic model is on file." if ctx.logic_model else
@@ -288,6 +292,10 @@ def suspect_warnings(
     if impact.n_clusters is not None and impact.n_clusters < MIN_CLUSTERS:
         warn("few_clusters", f"Only {impact.n_clusters} clusters for cluster-robust inference "
              f"(fewer than {MIN_CLUSTERS}): intervals are approximate.")
+    if impact.rd is not None and impact.rd.density_p < ALPHA:
+        warn("rd_manipulation", f"The density of {impact.rd.running} jumps at the cutoff "
+             f"(p = {impact.rd.density_p:.3f}): students may have been placed around the cutoff, "
+             "which would bias the discontinuity.")
     eq = impact.baseline_equivalence
     if eq is not None and eq.failing:
         warn("baseline_not_equivalent", "Baseline differences above 0.25 SD remain ("

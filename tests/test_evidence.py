@@ -90,3 +90,21 @@ def test_implausible_effect_and_few_matched():
     r = estimate_impact(district(0.0, seed=8), plan=plan)
     codes = {w["code"] for w in suspect_warnings(r, plan=plan)}
     assert "few_users_matched" in codes
+
+
+def test_rd_not_rated_and_manipulation_warning():
+    pytest.importorskip("rdrobust")
+    import numpy as np
+    import pandas as pd
+
+    from rce.stats.impact import RdSpec
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.uniform(400, 600, 3000), rng.uniform(490, 500, 600)])  # bunching
+    y = 100 + 0.85 * x + 10 * (x < 500) + rng.normal(0, 20, len(x))
+    f = pd.DataFrame({"baseline_scale_score": x, "outcome_scale_score": y})
+    r = estimate_impact(f, plan=Plan(), rd=RdSpec("baseline_scale_score", 500, "below"))
+    e = assess_evidence(r, plan=Plan())
+    assert e.wwc_rating.startswith("Not rated")
+    assert "rd_manipulation" in {w["code"] for w in e.warnings}
+    assert e.essa_tier in (3, None)

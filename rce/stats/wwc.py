@@ -454,7 +454,8 @@ def wwc_rating(
     -------
     (rating, criteria)
         rating is one of ``"Meets WWC standards without reservations"``, ``"Meets WWC standards
-        with reservations"``, ``"Does not meet WWC standards"``, ``"Not eligible for review"``.
+        with reservations"``, ``"Does not meet WWC standards"``, ``"Not eligible for review"``,
+        ``"Not rated (WWC RDD standards not emulated)"``.
     """
     crit: list[Criterion] = []
     if design == "randomized":
@@ -483,6 +484,12 @@ def wwc_rating(
                 )
             )
             return "Meets WWC standards without reservations", tuple(crit)
+    elif design == "regression-discontinuity":
+        crit.append(Criterion(
+            "design", None,
+            "Regression discontinuity: the WWC reviews these under separate RDD standards "
+            "(bandwidth, manipulation, attrition) that rce does not emulate."))
+        return "Not rated (WWC RDD standards not emulated)", tuple(crit)
     elif design == "matched":
         crit.append(
             Criterion("design", True, "Quasi-experimental matched comparison (at best 'with "
