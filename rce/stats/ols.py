@@ -214,7 +214,9 @@ def design_matrix(
             X[:, j] = payload
         else:
             codes, level, missing = payload
-            X[:, j] = codes == level
+            # Writing the comparison straight into the float column: assigning a bool array
+            # instead goes through a slow generic cast (2 s vs 0.1 s for 2M x 25).
+            np.equal(codes, level, out=X[:, j], casting="unsafe")
             if missing is not None:
                 X[missing, j] = np.nan
     return X, names
@@ -532,8 +534,11 @@ def _crossprod(X: np.ndarray) -> np.ndarray:
     k = X.shape[1]
     out = np.empty((k, k))
     for j in range(k):
-        out[j] = X[:, j] @ X
-    return (out + out.T) / 2
+        # Upper triangle only: X[:, j:] is a contiguous view, so the passes shrink as j grows.
+        row = X[:, j] @ X[:, j:]
+        out[j, j:] = row
+        out[j:, j] = row
+    return out
 
 
 def _independent_columns(XtX: np.ndarray) -> np.ndarray:
