@@ -267,7 +267,7 @@ def load_plan(path: Path | str | None = None, *, directory: Path | str | None = 
         if candidate.is_file():
             path = candidate
     if path is None:
-        return Plan(base_dir=Path(directory) if directory is not None else Path("."))
+        return Plan(base_dir=(Path(directory) if directory is not None else Path(".")).absolute())
     path = Path(path)
     if path.is_dir():
         raise PlanError(
@@ -299,7 +299,7 @@ def load_plan(path: Path | str | None = None, *, directory: Path | str | None = 
             hint="Check quotes, brackets and '=' signs on the line named; `rce plan` writes a "
             "commented template.",
         ) from None
-    return plan_from_dict(raw, base_dir=path.parent, source=path)
+    return plan_from_dict(raw, base_dir=path.parent.absolute(), source=path)
 
 
 def plan_from_dict(

@@ -1,0 +1,567 @@
+"""The ``rce analyze`` pipeline: load -> prepare -> dosage -> analyses -> evidence -> results.
+
+Each stage is a library call; this module only sequences them, passes each stage's output to the
+next, and assembles the results document that the report renders. Nothing here re-reads a file
+that an earlier stage has read, and nothing here knows how a report looks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rce.config import LockStatus, Plan, file_sha256
+from rce.errors import DataError, RceError
+
+Progress = Callable[[str], None] | None
+
+#: Outcome measures the analyses understand, with their analysis-frame columns.
+MEASURE_COLUMNS = {
+    "percentile": ("baseline_percentile", "outcome_percentile"),
+    "scale_score": ("baseline_scale_score", "outcome_scale_score"),
+    "pct_typical_growth": (None, "pct_typical_growth"),
+}
+
+
+@dataclass(frozen=True)
+class AnalysisRun:
+    """Everything one run of the pipeline produced, before anything is written."""
+
+    plan: Plan
+    results: dict[str, Any]
+    results_json: str
+    tables: dict[str, pd.DataFrame]
+    title: str
+    summary_sentences: list[str]
+    gate_failed: bool
+    inputs: list[dict[str, Any]]
+    per_student: pd.DataFrame | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+def _stage(progress: Progress, text: str) -> None:
+    if progress is not None:
+        progress(text)
+
+
+def _display_path(path: Path | str, plan: Plan) -> str:
+    """An input path as the user would recognise it: relative to the study folder if inside it."""
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(Path(plan.base_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _input_records(plan: Plan, roster: Any, scores: Any, sources: Sequence[Any]) -> list[dict]:
+    records: list[dict[str, Any]] = []
+    for kind, loaded in (("roster", roster), ("scores", scores)):
+        for rep in loaded.files:
+            records.append(
+                {
+                    "path": _display_path(rep.path, plan),
+                    "sha256": file_sha256(Path(rep.path)),
+                    "rows": int(rep.rows),
+                    "preset": rep.layout,
+                    "kind": kind,
+                }
+            )
+    for src in sources:
+        for p in _source_files(src, plan):
+            records.append(
+                {
+                    "path": _display_path(p, plan),
+                    "sha256": file_sha256(Path(p)),
+                    "rows": None,
+                    "preset": src.layout or src.granularity,
+                    "kind": "usage",
+                }
+            )
+    return records
+
+
+def _source_files(src: Any, plan: Plan) -> list[str]:
+    from rce.dosage import _expand_paths
+
+    return _expand_paths(src, plan)
+
+
+def _treatment_product(plan: Plan, dosage: Any) -> str:
+    products = sorted(dosage.per_student["product"].astype(str).unique().tolist())
+    if plan.study.product:
+        if plan.study.product not in products and products:
+            raise RceError(
+                f"study.product {plan.study.product!r} is not among the usage products",
+                where=str(plan.source) if plan.source else "plan",
+                hint="Use one of: " + ", ".join(products) + ".",
+            )
+        return plan.study.product
+    if plan.inputs.usage and plan.inputs.usage[0].product:
+        return plan.inputs.usage[0].product
+    if not products:
+        raise DataError(
+            "the usage files hold no usage of any product",
+            where="[inputs] usage",
+            hint="Check that the usage exports cover the study period.",
+        )
+    return products[0]
+
+
+def _primary_measures(plan: Plan, frame: pd.DataFrame) -> list[str]:
+    measures = []
+    for m in (*plan.outcomes.measures, "pct_typical_growth"):
+        if m not in MEASURE_COLUMNS or m in measures:
+            continue
+        _, out_col = MEASURE_COLUMNS[m]
+        if out_col in frame.columns and frame[out_col].notna().sum() > 0:
+            measures.append(m)
+    if not measures:
+        raise DataError(
+            "no outcome measure has any values",
+            where="[outcomes] measures",
+            hint='Use "percentile", "scale_score" or "pct_typical_growth".',
+        )
+    return measures
+
+
+def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> AnalysisRun:
+    """Run every stage of the evaluation in memory and assemble the results document."""
+    from rce import dosage as dosage_mod
+    from rce import io as rio
+    from rce.evidence import EvidenceContext, assess_evidence, suspect_warnings
+    from rce.io.normalize import resolve_ids
+    from rce.prepare import build_analysis_frame
+    from rce.report.narrative import executive_summary
+    from rce.report.results import assemble_results, results_to_json
+    from rce.stats.dose_response import fit_dose_response, sensitivity
+    from rce.stats.gaps import compute_gaps
+    from rce.stats.impact import estimate_impact
+
+    _stage(progress, "Reading the roster and the score files")
+    roster = rio.load_roster(plan.inputs.roster, plan)
+    scores = rio.load_assessments(plan.inputs.scores, plan)
+    analysis = build_analysis_frame(roster, scores, plan)
+
+    _stage(progress, "Computing dosage from the usage files")
+    if not plan.inputs.usage:
+        raise RceError(
+            "no usage files given",
+            where=str(plan.source) if plan.source else "command line",
+            hint="List them under [inputs] usage in rce.toml, or pass --usage FILE.",
+        )
+    sources = rio.usage_sources(plan)
+    raw_ids = dosage_mod.distinct_usage_ids(sources, plan)
+    id_map = resolve_ids(raw_ids, roster.frame)
+    windows = analysis.frame[["student_id", "baseline_date", "outcome_date"]]
+    dose = dosage_mod.compute_dosage(sources, plan=plan, windows=windows, id_map=id_map)
+    product = _treatment_product(plan, dose)
+    frame = dosage_mod.attach_dosage(analysis.frame, dose, product)
+
+    measures = _primary_measures(plan, frame)
+    primary = measures[0]
+    warnings: list[dict[str, str]] = [
+        {"code": code, "message": message} for code, message in analysis.warnings
+    ]
+    notes: list[str] = [*analysis.notes, *dose.notes]
+
+    _stage(progress, "Subgroup gaps")
+    gap_rows: list[dict[str, Any]] = []
+    gap_results = {}
+    for m in measures:
+        if MEASURE_COLUMNS[m][0] is None:
+            continue
+        g = compute_gaps(frame, plan=plan, outcome=m)
+        gap_results[m] = g
+        gap_rows.extend(g.to_dict()["rows"])
+
+    _stage(progress, "Dose-response")
+    dose_results = []
+    for m in measures:
+        dr = fit_dose_response(frame, plan=plan, outcome=MEASURE_COLUMNS[m][1])
+        dose_results.append(dr)
+    sens_frames = {
+        f"{t} sessions/month": dosage_mod.attach_dosage(
+            analysis.frame, dose, product, min_sessions_per_month=t
+        )
+        for t in plan.dosage.sensitivity_thresholds
+    }
+    if frame["met_fidelity"].notna().any():
+        fid = frame.assign(
+            habitual_months=frame["habitual_months"].where(
+                frame["met_fidelity"].fillna(False).astype(bool), 0
+            )
+        )
+        sens_frames["vendor fidelity rule"] = fid
+    sens = sensitivity(sens_frames, plan=plan, outcome=MEASURE_COLUMNS[primary][1])
+
+    _stage(progress, "Impact of product use")
+    impact_measure = "scale_score" if "scale_score" in measures else primary
+    base_col, out_col = MEASURE_COLUMNS[impact_measure]
+    impact = estimate_impact(frame, plan=plan, outcome=out_col, baseline=base_col or out_col)
+    score_layouts = {rep.layout for rep in scores.files}
+    context = EvidenceContext(
+        n_districts=1,
+        match_rate=_overall_match_rate(analysis.join),
+        n_tests=int(analysis.join.get("students_with_tests") or 0) or None,
+        n_rush_flagged=int(scores_rush(scores)),
+        norm_change=any(w["code"] == "NORM_CHANGE" for w in warnings),
+        vendor_measure=_vendor_measure(product, score_layouts),
+    )
+    evidence = assess_evidence(impact, plan=plan, context=context)
+    warnings.extend(suspect_warnings(impact, plan=plan, context=context))
+    warnings.extend(_plan_warnings(lock))
+
+    _stage(progress, "Usage summaries")
+    usage_section, usage_tables = _usage_section(frame, dose, product, roster, plan)
+
+    inputs = _input_records(plan, roster, scores, sources)
+    dosage_section = _dosage_section(dose, product, frame, plan)
+    join_section = _join_section(analysis.join, dose, frame, product)
+    study = {
+        "name": plan.study.name,
+        "subject": plan.study.subject,
+        "academic_year": analysis.join.get("academic_year") or plan.study.academic_year,
+        "product": product,
+        "outcome_window": plan.outcomes.outcome_window,
+        "interim": plan.outcomes.outcome_window != "spring",
+        "primary_outcome": primary,
+    }
+    plan_section = {
+        "sha256": lock.current_sha256 or plan.sha256(),
+        "effective_sha256": plan.sha256(),
+        "locked": lock.locked,
+        "locked_at": lock.locked_at,
+        "changed": lock.changed if lock.locked else None,
+        "statement": lock.summary(),
+        "min_cell_size": plan.privacy.min_cell_size,
+        "meaningful_effect": plan.decision.meaningful_effect,
+        "pass_probability": plan.decision.pass_probability,
+        "fail_probability": plan.decision.fail_probability,
+        "confidence_level": plan.analysis.confidence_level,
+        "seed": plan.analysis.seed,
+    }
+    impact_dict = impact.to_dict() if impact.design != "none" else None
+    results = assemble_results(
+        study=study,
+        plan=plan_section,
+        inputs=inputs,
+        join=join_section,
+        dosage=dosage_section,
+        usage=usage_section,
+        dose_response=[d.to_dict() for d in dose_results],
+        gaps=gap_rows,
+        impact=impact_dict,
+        impact_reason=None if impact_dict else impact.to_dict().get("reason") or "No comparison "
+        "group was available.",
+        evidence=evidence,
+        warnings=warnings,
+        definitions=_definitions(plan, dose, product),
+        extra={
+            "sensitivity": sens.to_dict(),
+            "interactions": {m: g.to_dict().get("interactions", []) for m, g in gap_results.items()},
+            "notes": notes,
+        },
+    )
+    results_json = results_to_json(results)
+    tables = {
+        "dose_response_bins": _bins_table(dose_results),
+        "dose_response_models": pd.concat([d.to_frame() for d in dose_results], ignore_index=True),
+        "sensitivity": sens.to_frame(),
+        "gaps": pd.DataFrame(gap_rows),
+        **usage_tables,
+    }
+    if impact.design != "none":
+        tables["impact"] = impact.to_frame()
+    tables["evidence_criteria"] = pd.DataFrame(evidence.to_dict().get("criteria", []))
+    title = f"{plan.study.name}"
+    sentences = executive_summary(results)
+    return AnalysisRun(
+        plan=plan,
+        results=results,
+        results_json=results_json,
+        tables=tables,
+        title=title,
+        summary_sentences=list(sentences),
+        gate_failed=analysis.gate_failed,
+        inputs=inputs,
+        per_student=frame,
+        notes=tuple(notes),
+    )
+
+
+def scores_rush(scores: Any) -> int:
+    """Rush-flagged tests counted by the loader across score files."""
+    return sum(int(rep.rush_flagged) for rep in scores.files)
+
+
+def _overall_match_rate(join: dict[str, Any]) -> float | None:
+    rows = sum(int(f.get("rows") or 0) for f in join.get("files", []))
+    matched = sum(int(f.get("matched") or 0) for f in join.get("files", []))
+    return matched / rows if rows else None
+
+
+def _vendor_measure(product: str, score_layouts: set[str]) -> bool:
+    """True when the outcome test is made by the product's vendor (e.g. i-Ready on i-Ready)."""
+    name = product.lower().replace("-", "").replace(" ", "")
+    return "iready" in name and any("iready" in (lay or "").replace("-", "") for lay in score_layouts)
+
+
+def _plan_warnings(lock: LockStatus) -> list[dict[str, str]]:
+    if not lock.locked:
+        return [{"code": "PLAN_NOT_LOCKED", "message": lock.summary()}]
+    if lock.changed:
+        return [{"code": "PLAN_CHANGED", "message": lock.summary()}]
+    return []
+
+
+def _dosage_section(dose: Any, product: str, frame: pd.DataFrame, plan: Plan) -> dict[str, Any]:
+    d = dose.definition
+    level = frame["usage_level"]
+    return {
+        "definition": {
+            "unit": d["unit"].get(product),
+            "min_sessions_per_month": d["min_sessions_per_month"],
+            "min_habitual_months": d["min_habitual_months"],
+            "window": d["window"].get("rule") if isinstance(d["window"], dict) else d["window"],
+            "partial_months": d.get("partial_months"),
+            "timezone": d.get("timezone"),
+            "fidelity": d.get("fidelity", {}).get("rule"),
+            "cluster_method": d.get("cluster_method"),
+        },
+        "product": product,
+        "students": len(frame),
+        "users": int((level != "none").sum()),
+        "habitual_users": int((level == "habitual").sum()),
+        "light_users": int((level == "light").sum()),
+        "non_users": int((level == "none").sum()),
+        "met_fidelity": int(frame["met_fidelity"].fillna(False).astype(bool).sum()),
+        "products": dose.counts(),
+        "rows_read": dose.rows_read,
+        "rows_deduplicated": dose.rows_deduplicated,
+        "rows_outside_window": dose.rows_outside_window,
+        "rows_unmatched": dict(dose.rows_unmatched),
+        "rows_bad_date": dose.rows_bad_date,
+    }
+
+
+def _join_section(join: dict[str, Any], dose: Any, frame: pd.DataFrame, product: str) -> dict:
+    usage_rows = int(dose.rows_read) - int(dose.rows_deduplicated)
+    unmatched = int(sum(dose.rows_unmatched.values()))
+    matched = max(usage_rows - unmatched, 0)
+    with_usage = int((frame["usage_level"] != "none").sum())
+    files = [
+        {k: v for k, v in f.items() if k != "path"} | {"path": Path(f["path"]).name}
+        for f in join.get("files", [])
+    ]
+    return {
+        "students_scored": int(join.get("students_scored", len(frame))),
+        "students_with_usage": with_usage,
+        "usage_rows": usage_rows,
+        "usage_rows_matched": matched,
+        "usage_match_rate": matched / usage_rows if usage_rows else None,
+        "usage_rows_unmatched_by_reason": dict(dose.rows_unmatched),
+        "score_match_rate": _overall_match_rate(join),
+        "score_files": files,
+        "students_one_test": join.get("students_one_test"),
+        "students_no_outcome_in_window": join.get("students_no_outcome_in_window"),
+        "academic_year": join.get("academic_year"),
+    }
+
+
+def _usage_section(
+    frame: pd.DataFrame, dose: Any, product: str, roster: Any, plan: Plan
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    from rce.dosage import usage_by_group
+
+    min_n = plan.privacy.min_cell_size
+    trend = dose.trend.loc[dose.trend["product"].astype(str) == product]
+    monthly = []
+    for r in trend.sort_values("month").itertuples(index=False):
+        small = int(r.students_active) < min_n
+        monthly.append(
+            {
+                "month": pd.Timestamp(r.month).strftime("%Y-%m"),
+                "students_active": None if small else int(r.students_active),
+                "students_habitual": None if small else int(r.students_habitual),
+                "minutes": None if small else float(r.minutes),
+                "suppressed": small,
+            }
+        )
+    counts = frame["habitual_months"].astype(int).value_counts().sort_index()
+    distribution = _suppress_distribution(counts, min_n)
+    by_group_rows = []
+    tables: dict[str, pd.DataFrame] = {}
+    students = frame[["student_id", *[c for c in _group_columns(plan) if c in frame.columns]]]
+    per_student = dose.per_student.loc[dose.per_student["product"].astype(str) == product]
+    group_tables = []
+    for dim in _group_columns(plan):
+        if dim not in students.columns:
+            continue
+        t = usage_by_group(per_student, students.assign(**{dim: students[dim].astype("str")}),
+                           dim, min_n)
+        t = t.rename(columns={dim: "group"}).assign(dimension=dim)
+        group_tables.append(t)
+        for r in t.to_dict(orient="records"):
+            by_group_rows.append(
+                {
+                    "dimension": dim,
+                    "group": str(r["group"]),
+                    "n": None if r["suppressed"] else _int_or_none(r["n"]),
+                    "users": None if r["suppressed"] else _int_or_none(r["active"]),
+                    "habitual_users": None if r["suppressed"] else _int_or_none(r["habitual"]),
+                    "share_users": None if r["suppressed"] else _float_or_none(r["share_active"]),
+                    "share_habitual": None
+                    if r["suppressed"]
+                    else _float_or_none(r["share_habitual"]),
+                    "mean_minutes_active": None
+                    if r["suppressed"]
+                    else _float_or_none(r.get("mean_minutes_active")),
+                    "suppressed": bool(r["suppressed"]),
+                }
+            )
+    tables["usage_monthly_trend"] = pd.DataFrame(monthly)
+    tables["usage_habitual_months"] = pd.DataFrame(distribution)
+    if group_tables:
+        tables["usage_by_group"] = pd.DataFrame(by_group_rows)
+    products = pd.DataFrame(
+        [{"product": p, **c} for p, c in dose.counts().items()]
+    )
+    tables["usage_products"] = products
+    section = {
+        "product": product,
+        "monthly_trend": monthly,
+        "habitual_months_distribution": distribution,
+        "by_group": by_group_rows,
+    }
+    return section, tables
+
+
+def _group_columns(plan: Plan) -> list[str]:
+    cols = list(plan.subgroups.dimensions)
+    if plan.subgroups.include_grade_and_school:
+        cols += ["grade", "school"]
+    return cols
+
+
+def _suppress_distribution(counts: pd.Series, min_n: int) -> list[dict[str, Any]]:
+    """Students by months of habitual use, small cells hidden with complementary suppression."""
+    rows = [{"months": int(k), "n": int(v), "suppressed": int(v) < min_n} for k, v in counts.items()]
+    hidden = [r for r in rows if r["suppressed"]]
+    if len(hidden) == 1 and len(rows) > 1:
+        # One hidden cell could be recovered from the published total: hide the next smallest.
+        shown = sorted((r for r in rows if not r["suppressed"]), key=lambda r: r["n"])
+        shown[0]["suppressed"] = True
+    for r in rows:
+        if r["suppressed"]:
+            r["n"] = None
+    return rows
+
+
+def _int_or_none(v: Any) -> int | None:
+    return None if v is None or pd.isna(v) else int(v)
+
+
+def _float_or_none(v: Any) -> float | None:
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def _bins_table(dose_results: Sequence[Any]) -> pd.DataFrame:
+    frames = []
+    for d in dose_results:
+        bins = d.to_dict().get("bins") or []
+        frames.append(pd.DataFrame(bins).assign(outcome=d.to_dict().get("outcome")))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _definitions(plan: Plan, dose: Any, product: str) -> list[dict[str, str]]:
+    d = dose.definition
+    window = d["window"].get("rule") if isinstance(d["window"], dict) else str(d["window"])
+    return [
+        {
+            "term": "Session",
+            "definition": f"For {product}: {d['unit'].get(product, 'see the dosage definition')}.",
+        },
+        {
+            "term": "Habitual month",
+            "definition": f"A calendar month with at least {d['min_sessions_per_month']} "
+            "sessions inside the student's evaluation window. "
+            + str(d.get("partial_months", "")).capitalize()
+            + ".",
+        },
+        {
+            "term": "Habitual user",
+            "definition": f"A student with at least {d['min_habitual_months']} habitual "
+            "month(s); a light user used the product but had fewer.",
+        },
+        {"term": "Evaluation window", "definition": window},
+        {"term": "Vendor fidelity rule", "definition": str(d.get("fidelity", {}).get("rule"))},
+        {"term": "Usage cluster", "definition": str(d.get("cluster_method"))},
+        {
+            "term": "Suppressed cell",
+            "definition": f"A figure for fewer than {plan.privacy.min_cell_size} students, hidden "
+            "(with a second cell where needed so it cannot be recovered by subtraction).",
+        },
+    ]
+
+
+def write_outputs(
+    run: AnalysisRun,
+    out_dir: Path,
+    *,
+    per_student: bool = False,
+    generated_at: str | None = None,
+) -> list[Path]:
+    """Write the report folder atomically; the previous report stays until this one is complete."""
+    from rce import __version__
+    from rce.fileio import staged_directory
+    from rce.report import write_report
+
+    manifest = {
+        "rce_version": __version__,
+        "generated_at": generated_at,
+        "python": platform.python_version(),
+        "packages": _package_versions(),
+        "inputs": run.inputs,
+        "plan": run.plan.to_dict(),
+        "plan_sha256": run.results.get("plan", {}).get("sha256"),
+        "seed": run.plan.analysis.seed,
+        "results_sha256": hashlib.sha256(run.results_json.encode()).hexdigest(),
+    }
+    with staged_directory(out_dir) as stage:
+        files = write_report(run.results, stage, tables=run.tables, manifest=manifest)
+        if per_student and run.per_student is not None:
+            from rce.fileio import atomic_write_text
+
+            atomic_write_text(
+                stage / "per_student" / "dosage.csv", run.per_student.to_csv(index=False)
+            )
+    return [out_dir / Path(f).relative_to(stage) for f in files]
+
+
+def _package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in (
+        "pandas",
+        "numpy",
+        "pyarrow",
+        "duckdb",
+        "statsmodels",
+        "scipy",
+        "matplotlib",
+        "jinja2",
+        "typer",
+        "rich",
+    ):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
