@@ -1050,8 +1050,7 @@ def _usage_c(w: World, rng: np.random.Generator) -> None:
         monthly = [0] * len(VENDORX_MONTHS)
         if active[i]:
             for m in range(min(int(dropout[i]), len(VENDORX_MONTHS))):
-                y, mo = VENDORX_MONTHS[m]
-                if mo == 8:
+                if VENDORX_MONTHS[m][1] == 8:
                     continue  # licences assigned in September
                 monthly[m] = int(rng.poisson(rate[i]))
             if sum(monthly) == 0:
@@ -1064,7 +1063,6 @@ def _usage_c(w: World, rng: np.random.Generator) -> None:
         ghost_rows.append((-1 - k, monthly))
     w.vendorx = rows + ghost_rows
     w.truth["_licensed_c"] = licensed
-    w.truth["_active_c"] = np.array([False] * n)
     act = np.zeros(n, dtype=bool)
     for i, monthly in rows:
         act[i] = sum(monthly) > 0

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
@@ -513,3 +514,18 @@ def test_example_timestamps_shift_local_dates() -> None:
     assert parsed.astimezone(tz).year == 2024
     t = json.loads((EXAMPLE / "truth.json").read_text(encoding="utf-8"))
     assert t["quirks"]["lexia"]["rows_crossing_midnight_utc"] > 100
+
+
+@pytest.mark.slow
+def test_benchmark_size_district_is_fast_enough() -> None:
+    """20,000 students (the benchmark size) must generate in under 2 minutes (h1 brief).
+
+    CPU time of this process, so that other jobs on a shared machine do not make it flaky.
+    """
+    start = time.process_time()
+    files = build_sample_files(students=20_000, seed=1)
+    elapsed = time.process_time() - start
+    assert elapsed < 120, f"{elapsed:.0f} CPU s"
+    truth = json.loads(files["truth.json"])
+    assert truth["n_students"] == 20_000
+    assert truth["quirks"]["lessons_ela"]["rows"] > 100_000
