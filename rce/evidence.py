@@ -297,9 +297,12 @@ def suspect_warnings(
              f"(p = {impact.rd.density_p:.3f}): students may have been placed around the cutoff, "
              "which would bias the discontinuity.")
     eq = impact.baseline_equivalence
-    if eq is not None and eq.failing:
+    if eq is not None and eq.failing_required:
         warn("baseline_not_equivalent", "Baseline differences above 0.25 SD remain ("
-             + ", ".join(eq.failing) + "): WWC equivalence fails.")
+             + ", ".join(eq.failing_required) + "): WWC equivalence fails.")
+    elif eq is not None and eq.failing:
+        warn("demographic_imbalance", "Demographic differences above 0.25 SD remain ("
+             + ", ".join(eq.failing) + "); they are adjusted for in the model, but check them.")
     if impact.attrition is not None and impact.attrition.level_cautious == "high":
         warn("high_attrition", impact.attrition.summary())
     return out

@@ -257,3 +257,7 @@ def test_rd_product_below_cutoff_recovers_jump():
     r = estimate_impact(f, plan=Plan(), rd=spec)
     assert r.estimate > 0 and r.ci_low <= 12 <= r.ci_high
     assert r.probability_positive > 0.95
+
+
+def test_outcome_model_adjusts_for_school(planted):
+    assert "school" in planted.model and "school" in planted.covariates

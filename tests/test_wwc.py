@@ -138,3 +138,17 @@ def test_rating_emulation():
     assert all(c.met is not None for c in crit)
     rating, _ = wwc_rating("none", attrition_low=None, equivalence_satisfied=None)
     assert rating == "Not eligible for review"
+
+
+def test_required_variables_gate_equivalence():
+    import pandas as pd
+
+    d = pd.DataFrame({
+        "t": [1] * 50 + [0] * 50,
+        "pre": list(range(50)) + list(range(50)),          # identical: g = 0
+        "rare": [1] * 10 + [0] * 40 + [1] * 2 + [0] * 48,  # rare dummy, large Cox index
+    })
+    gated = baseline_equivalence(d, "t", ["pre", "rare"], required=("pre",))
+    assert "rare" in gated.failing and gated.failing_required == ()
+    assert gated.satisfied
+    assert not baseline_equivalence(d, "t", ["pre", "rare"]).satisfied

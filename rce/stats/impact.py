@@ -456,6 +456,17 @@ def _demographic_categories(frame: pd.DataFrame, minimum: int) -> tuple[pd.DataF
     return pd.DataFrame(cols, index=frame.index), names
 
 
+def _school_terms(frame: pd.DataFrame, already: list[str]) -> list[str]:
+    """School indicators for the outcome model: implementation and growth differ by school, and
+    use often does too, so the regression adjusts for school whenever there are several (the
+    fixed effects are nested in the school clusters and cost no cluster degrees of freedom)."""
+    if "school" in already or "school" not in frame.columns:
+        return []
+    if frame["school"].nunique(dropna=True) < 2:
+        return []
+    return ["school"]
+
+
 def _cluster_column(frame: pd.DataFrame, plan: Plan) -> str | None:
     c = plan.analysis.cluster
     if c in frame.columns and frame[c].notna().any():
@@ -520,7 +531,8 @@ def _g_from_fit(data: pd.DataFrame, outcome: str, treat: str, b: float, se: floa
     return mt, mc, h.pooled_sd, h.g, se * scale, lo * scale, hi * scale
 
 
-def _equivalence_from_balance(balance: pd.DataFrame, n_t: int, n_c: int) -> BaselineEquivalence:
+def _equivalence_from_balance(balance: pd.DataFrame, n_t: int, n_c: int,
+                              required: tuple[str, ...]) -> BaselineEquivalence:
     rows = []
     for _, r in balance.iterrows():
         if r["variable"] == "distance":
@@ -532,8 +544,15 @@ def _equivalence_from_balance(balance: pd.DataFrame, n_t: int, n_c: int) -> Base
     return BaselineEquivalence(
         tuple(rows), n_t, n_c,
         ("Computed on the matched analytic sample (with matching weights): Hedges' g with the "
-         "pooled within-group SD and ω; Cox index for 0/1 variables (WWC).",),
+         "pooled within-group SD and ω; Cox index for 0/1 variables (WWC).",
+         _REQUIRED_NOTE),
+        required=required,
     )
+
+
+_REQUIRED_NOTE = ("Equivalence is required on the baseline score (the pretest in the outcome's "
+                  "domain, as WWC protocols name it); demographic differences are reported and, "
+                  "above 0.05, adjusted for in the impact model.")
 
 
 def _adjust_terms(eq: BaselineEquivalence, demo: list[str], baseline: str) -> list[str]:
@@ -659,9 +678,9 @@ def _matched(frame: pd.DataFrame, plan: Plan, choice: DesignChoice, outcome: str
     weights = sample["weight"] if (sample["weight"] != 1).any() else None
     n_t = int((sample["_treat"] == 1).sum())
     n_c = int((sample["_treat"] == 0).sum())
-    eq = _equivalence_from_balance(m.balance_after, n_t, n_c)
+    eq = _equivalence_from_balance(m.balance_after, n_t, n_c, (baseline,))
     adjust = _adjust_terms(eq, demo, baseline)
-    categorical = [c for c in exact] + adjust
+    categorical = [*exact, *_school_terms(sample, exact), *adjust]
     cluster = _cluster_column(sample, plan)
     if n_t < 2 or n_c < 2:
         raise DataError("matching left fewer than 2 students in a group", where="matching",
@@ -715,7 +734,7 @@ def _randomized(frame: pd.DataFrame, plan: Plan, choice: DesignChoice, outcome: 
         for j, nm in enumerate(names):
             eq_frame[nm] = X[:, j]
             eq_vars.append(nm)
-    eq = baseline_equivalence(eq_frame, "_treat", eq_vars)
+    eq = baseline_equivalence(eq_frame, "_treat", eq_vars, required=(baseline,))
     for c in demo:
         data[c] = demo_frame[c]
     adjust = _adjust_terms(eq, demo, baseline)
@@ -725,6 +744,7 @@ def _randomized(frame: pd.DataFrame, plan: Plan, choice: DesignChoice, outcome: 
     cluster = unit if unit is not None else _cluster_column(data, plan)
     if unit is not None:
         notes.append(f"Assignment was by {unit}: standard errors are clustered by {unit}.")
+    block = [*block, *_school_terms(data, block)]
     fit, _ = _fit_adjusted(data, outcome, "_treat", [baseline], block + adjust, cluster=cluster,
                            weights=None, level=level)
     notes.extend(fit.notes)

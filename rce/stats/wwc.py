@@ -306,11 +306,27 @@ class BaselineEquivalence:
     n_treatment: int
     n_comparison: int
     notes: tuple[str, ...] = ()
+    #: Variables on which equivalence must be shown (WWC review protocols name the pretest in the
+    #: outcome's domain); empty means every row. Other rows are reported, not gating.
+    required: tuple[str, ...] = ()
+
+    def _gating(self) -> tuple[EquivalenceRow, ...]:
+        if not self.required:
+            return self.rows
+        return tuple(r for r in self.rows if r.variable in self.required)
 
     @property
     def satisfied(self) -> bool:
-        """True when no variable fails (the 'adjust' band must then be in the impact model)."""
-        return all(r.verdict in ("satisfied", "adjust") for r in self.rows) and bool(self.rows)
+        """True when no required variable fails (those in the 'adjust' band must then be in the
+        impact model)."""
+        rows = self._gating()
+        return bool(rows) and all(r.verdict in ("satisfied", "adjust") for r in rows)
+
+    @property
+    def failing_required(self) -> tuple[str, ...]:
+        """Required variables with |g| > 0.25 (or not computable)."""
+        return tuple(r.variable for r in self._gating() if r.verdict not in ("satisfied",
+                                                                              "adjust"))
 
     @property
     def must_adjust(self) -> tuple[str, ...]:
@@ -334,6 +350,7 @@ class BaselineEquivalence:
                 "n_treatment": self.n_treatment,
                 "n_comparison": self.n_comparison,
                 "satisfied": self.satisfied,
+                "required": list(self.required),
                 "must_adjust": list(self.must_adjust),
                 "notes": list(self.notes),
             }
@@ -354,7 +371,11 @@ def _is_binary(s: pd.Series) -> bool:
 
 
 def baseline_equivalence(
-    frame: pd.DataFrame, treatment: str, variables: list[str] | tuple[str, ...]
+    frame: pd.DataFrame,
+    treatment: str,
+    variables: list[str] | tuple[str, ...],
+    *,
+    required: tuple[str, ...] = (),
 ) -> BaselineEquivalence:
     """WWC baseline equivalence on the analytic sample.
 
@@ -370,6 +391,8 @@ def baseline_equivalence(
         0/1 column: 1 = treatment group.
     variables
         Numeric baseline columns (dummy-code categories first).
+    required
+        The variables whose equivalence decides ``satisfied`` (default: all).
     """
     t = frame[treatment].astype(float)
     rows = []
@@ -399,7 +422,7 @@ def baseline_equivalence(
     n_t = int((t == 1).sum())
     n_c = int((t == 0).sum())
     return BaselineEquivalence(rows=tuple(rows), n_treatment=n_t, n_comparison=n_c,
-                               notes=tuple(notes))
+                               notes=tuple(notes), required=tuple(required))
 
 
 def _cox_index(xt: pd.Series, xc: pd.Series) -> float:
@@ -504,9 +527,11 @@ def wwc_rating(
         Criterion(
             "baseline equivalence",
             eq_ok,
-            "All baseline differences ≤ 0.25 SD, those above 0.05 adjusted in the impact model."
+            "The required baseline measures differ by at most 0.25 SD on the analytic sample; "
+            "differences above 0.05 are adjusted for in the impact model."
             if eq_ok
-            else "A baseline difference exceeds 0.25 SD, or equivalence could not be computed.",
+            else "A required baseline measure differs by more than 0.25 SD, or equivalence could "
+            "not be computed.",
         )
     )
     rating = (
