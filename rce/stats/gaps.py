@@ -1,0 +1,509 @@
+"""Subgroup gaps: who scores how much, among users and non-users, in fall and in spring.
+
+A vendor's "non-white users scored 6 points higher than their white peers" mixes three things: the
+gap that already existed in the fall, the gap among students who did not use the product, and any
+change that goes with use. This module lays them side by side for every subgroup dimension:
+
+- rows per dimension x group x population (all, users, non_users, light, habitual) x window
+  (fall = baseline, spring = outcome, gain = spring - fall), on the students who have both scores;
+- each group's gap to its reference group (plan; default the largest group) with a Welch interval,
+  Benjamini-Hochberg adjusted p within the dimension, Hedges' g (WWC omega);
+- the baseline-adjusted spring gap (OLS on baseline and group, clustered by school);
+- a partially pooled (empirical-Bayes) group mean and gap beside the raw one, so that a group of 12
+  students does not headline;
+- per dimension, whether use goes with a change in the gap: the difference in gain gaps between
+  users and non-users, and the use x group interaction in a regression with baseline control,
+  clustered by school;
+- small cells suppressed with complementary suppression (across groups of a dimension, and across
+  users / non-users / usage levels of a group); a hidden reference group hides every gap to it.
+
+What it cannot show: gaps describe groups; they do not say that the product caused any change in a
+gap (students chose their use), and percentile gaps are not interval-scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from rce.config import Plan
+from rce.errors import DataError
+from rce.privacy import suppress_cells
+from rce.stats.effect_sizes import hedges_g, welch_from_summary
+from rce.stats.multiplicity import bh_adjust
+from rce.stats.ols import _json_number, design_matrix, fit_ols
+from rce.stats.shrinkage import eb_shrink
+
+POPULATIONS = ("all", "users", "non_users", "light", "habitual")
+WINDOWS = ("fall", "spring", "gain")
+OUTCOME_UNITS = {"percentile": "percentile points", "scale_score": "scale-score points"}
+
+#: Statistics hidden in a suppressed cell.
+_VALUE_COLS = (
+    "mean", "sd", "gap", "se", "ci_low", "ci_high", "p_value", "p_adjusted", "hedges_g",
+    "adjusted_gap", "adjusted_ci_low", "adjusted_ci_high", "adjusted_p_value",
+    "pooled_mean", "pooled_gap",
+)
+
+LIMIT_SENTENCE = (
+    "Gaps describe groups of students; they do not show that the product changed any gap, "
+    "because students and teachers chose how much to use it."
+)
+
+
+def _population_masks(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    n = len(frame)
+    masks = {"all": np.ones(n, bool)}
+    if "usage_level" not in frame.columns:
+        return masks
+    level = frame["usage_level"]
+    known = level.notna().to_numpy()
+    for name in ("light", "habitual"):
+        masks[name] = (level == name).to_numpy() & known
+    masks["non_users"] = (level == "none").to_numpy() & known
+    masks["users"] = masks["light"] | masks["habitual"]
+    return masks
+
+
+@dataclass(frozen=True)
+class GapsResult:
+    """Subgroup gap tables.
+
+    Attributes
+    ----------
+    outcome, unit
+        "percentile" or "scale_score", and its unit.
+    rows
+        One row per dimension x group x population x window (see module docstring); suppressed
+        cells have ``suppressed=True`` and missing statistics.
+    interactions
+        One row per dimension x non-reference group: difference in gain gaps (users minus
+        non-users) and the use x group interaction from the regression.
+    references
+        Reference group per dimension.
+    n, n_dropped
+        Students analysed (both scores present) and students left out for a missing score.
+    min_n
+        Suppression threshold used.
+    """
+
+    outcome: str
+    unit: str
+    rows: pd.DataFrame
+    interactions: pd.DataFrame
+    references: dict[str, str]
+    n: int
+    n_dropped: int
+    min_n: int
+    limits: str = LIMIT_SENTENCE
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The gap rows."""
+        return self.rows
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        """JSON-safe list of gap rows (the design.md ``gaps[]`` entries, plus extra fields)."""
+        return _records(self.rows)
+
+    def interactions_to_dict(self) -> list[dict[str, Any]]:
+        """JSON-safe list of interaction rows."""
+        return _records(self.interactions)
+
+    def summary(self) -> str:
+        """Readable text: for each dimension, the spring gap among users and non-users and the
+        fall gap, side by side."""
+        lines = [f"Subgroup gaps in {self.outcome} ({self.unit}); n = {self.n:,} students with "
+                 f"fall and spring scores; cells under {self.min_n} suppressed"]
+        r = self.rows
+        for dim in dict.fromkeys(r["dimension"]):
+            lines.append(f"{dim} (reference: {self.references.get(dim, '?')})")
+            sub = r[(r["dimension"] == dim) & ~r["is_reference"]]
+            for group in dict.fromkeys(sub["group"]):
+                g = sub[sub["group"] == group]
+
+                def cell(pop: str, win: str, g: pd.DataFrame = g) -> str:
+                    x = g[(g["population"] == pop) & (g["window"] == win)]
+                    if x.empty:
+                        return "   -   "
+                    x = x.iloc[0]
+                    if x["suppressed"]:
+                        return f"n<{self.min_n}"
+                    return f"{x['gap']:+.1f}"
+
+                lines.append(
+                    f"  {group}: users spring {cell('users', 'spring')}, fall "
+                    f"{cell('users', 'fall')}; non-users spring {cell('non_users', 'spring')}, "
+                    f"fall {cell('non_users', 'fall')}"
+                )
+        lines.append(self.limits)
+        lines.extend(f"Note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for rec in frame.to_dict(orient="records"):
+        row = {}
+        for k, v in rec.items():
+            if isinstance(v, (bool, np.bool_)):
+                row[k] = bool(v)
+            elif v is None or v is pd.NA:
+                row[k] = None
+            elif isinstance(v, (int, float, np.integer, np.floating)):
+                row[k] = _json_number(v)
+            else:
+                row[k] = str(v)
+        out.append(row)
+    return out
+
+
+def _dimensions(plan: Plan, frame: pd.DataFrame) -> list[str]:
+    dims = [d for d in plan.subgroups.dimensions]
+    if plan.subgroups.include_grade_and_school:
+        dims += ["grade", "school"]
+    return [d for d in dict.fromkeys(dims) if d in frame.columns]
+
+
+def compute_gaps(
+    frame: pd.DataFrame,
+    *,
+    plan: Plan,
+    outcome: str = "percentile",
+    dimensions: Sequence[str] | None = None,
+) -> GapsResult:
+    """Subgroup gap tables for one score measure.
+
+    Parameters
+    ----------
+    frame
+        The analysis frame (``rce.canonical.ANALYSIS_COLUMNS``).
+    plan
+        Study plan: dimensions and reference groups (``plan.subgroups``), minimum cell size
+        (``plan.privacy.min_cell_size``), cluster variable and confidence level
+        (``plan.analysis``).
+    outcome
+        "percentile" or "scale_score" (``baseline_<outcome>`` and ``outcome_<outcome>``).
+    dimensions
+        Override of the dimensions analysed.
+
+    Returns
+    -------
+    GapsResult
+    """
+    if outcome not in OUTCOME_UNITS:
+        raise DataError(f"unknown gap outcome {outcome!r}", where="gaps",
+                        hint="Use 'percentile' or 'scale_score'.")
+    base_col, out_col = f"baseline_{outcome}", f"outcome_{outcome}"
+    for col in (base_col, out_col):
+        if col not in frame.columns:
+            raise DataError(f"the analysis frame has no column {col!r}", where="analysis frame",
+                            hint="Both a baseline and an outcome score are needed for gaps.")
+    level = plan.analysis.confidence_level
+    min_n = plan.privacy.min_cell_size
+    cluster_var = plan.analysis.cluster
+    notes: list[str] = []
+    both = frame[base_col].notna() & frame[out_col].notna()
+    n_dropped = int((~both).sum())
+    data = frame.loc[both].reset_index(drop=True)
+    if n_dropped:
+        notes.append(f"{n_dropped:,} students without both a fall and a spring score are not in "
+                     "the gap tables, so fall and spring gaps describe the same students.")
+    if len(data) == 0:
+        raise DataError("no student has both a baseline and an outcome score", where="gaps",
+                        hint="Check the baseline and outcome windows in rce.toml [outcomes].")
+    dims = list(dimensions) if dimensions is not None else _dimensions(plan, data)
+    masks = _population_masks(data)
+    if len(masks) == 1:
+        notes.append("No usage level in the analysis frame: only whole-population gaps.")
+    values = {
+        "fall": data[base_col].to_numpy(dtype=float),
+        "spring": data[out_col].to_numpy(dtype=float),
+    }
+    values["gain"] = values["spring"] - values["fall"]
+    clusters = data[cluster_var] if cluster_var in data.columns else None
+    if clusters is None:
+        notes.append(f"No {cluster_var} column: regression standard errors are HC1, not "
+                     "clustered.")
+
+    all_rows: list[dict[str, Any]] = []
+    inter_rows: list[dict[str, Any]] = []
+    references: dict[str, str] = {}
+    for dim in dims:
+        col = data[dim]
+        present = col.notna().to_numpy()
+        n_missing = int((~present).sum())
+        if n_missing:
+            notes.append(f"{n_missing:,} students with no recorded {dim} are not in the {dim} "
+                         "table.")
+        labels = col.astype("str")
+        counts = labels[present].value_counts()
+        if counts.empty:
+            continue
+        ref = plan.subgroups.reference.get(dim)
+        if ref is not None and ref not in counts.index:
+            notes.append(f"Reference group {ref!r} for {dim} is not in the data; the largest "
+                         "group is used.")
+            ref = None
+        if ref is None:
+            top = counts[counts == counts.max()].index
+            ref = sorted(top)[0]
+        references[dim] = ref
+        groups = sorted(counts.index, key=lambda g: (g != ref, -counts[g], g))
+        group_arr = labels.to_numpy()
+        gmask = {g: present & (group_arr == g) for g in groups}
+        dim_rows = _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_col,
+                                   clusters, level)
+        all_rows.extend(dim_rows)
+        inter_rows.extend(_interactions(dim, ref, groups, gmask, masks, values, data, base_col,
+                                        out_col, clusters, level, dim_rows))
+    rows = pd.DataFrame(all_rows)
+    if rows.empty:
+        raise DataError("no subgroup dimension has any recorded value", where="gaps",
+                        hint="Check the roster columns (race_ethnicity, el_status, ...).")
+    rows = _pool(rows)
+    rows = _suppress(rows, min_n)
+    # BH within each dimension over every published, non-reference gap.
+    rows["p_adjusted"] = np.nan
+    for dim in dict.fromkeys(rows["dimension"]):
+        sel = (rows["dimension"] == dim) & ~rows["is_reference"] & ~rows["suppressed"]
+        rows.loc[sel, "p_adjusted"] = bh_adjust(rows.loc[sel, "p_value"].to_numpy(dtype=float))
+    inter = pd.DataFrame(inter_rows)
+    if not inter.empty:
+        inter = _suppress_interactions(inter, rows)
+        inter["p_adjusted"] = np.nan
+        for dim in dict.fromkeys(inter["dimension"]):
+            sel = (inter["dimension"] == dim) & ~inter["suppressed"]
+            inter.loc[sel, "p_adjusted"] = bh_adjust(
+                inter.loc[sel, "interaction_p_value"].to_numpy(dtype=float))
+    notes.append("Gaps are group mean minus reference-group mean; intervals are Welch intervals; "
+                 "p_adjusted is Benjamini-Hochberg within each dimension.")
+    notes.append("pooled_mean / pooled_gap are empirical-Bayes (REML) partially pooled values: "
+                 "small groups are pulled toward the average of all groups.")
+    if "grade" in dims and outcome == "scale_score":
+        notes.append("Scale scores rise with grade, so grade gaps in scale score mostly show the "
+                     "grade difference itself.")
+    return GapsResult(
+        outcome=outcome,
+        unit=OUTCOME_UNITS[outcome],
+        rows=rows,
+        interactions=inter,
+        references=references,
+        n=len(data),
+        n_dropped=n_dropped,
+        min_n=min_n,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_col, clusters,
+                    level) -> list[dict[str, Any]]:
+    rows = []
+    for pop, pmask in masks.items():
+        ref_mask = gmask[ref] & pmask
+        # Baseline-adjusted spring gaps: one regression per population.
+        adj = _adjusted_gaps(dim, ref, gmask, pmask, data, base_col, out_col, clusters, level)
+        for window in WINDOWS:
+            v = values[window]
+            rv = v[ref_mask]
+            for g in groups:
+                m = gmask[g] & pmask
+                x = v[m]
+                n = len(x)
+                row = {
+                    "dimension": dim, "group": g, "reference": ref, "population": pop,
+                    "users_only": pop == "users", "window": window, "is_reference": g == ref,
+                    "n": n,
+                    "mean": float(x.mean()) if n else float("nan"),
+                    "sd": float(x.std(ddof=1)) if n > 1 else float("nan"),
+                }
+                if g == ref:
+                    row.update(gap=float("nan"), se=float("nan"), ci_low=float("nan"),
+                               ci_high=float("nan"), p_value=float("nan"),
+                               hedges_g=float("nan"))
+                else:
+                    w = welch_from_summary(row["mean"], row["sd"] ** 2, n,
+                                           float(rv.mean()) if len(rv) else float("nan"),
+                                           float(rv.var(ddof=1)) if len(rv) > 1 else float("nan"),
+                                           len(rv), level)
+                    hg = hedges_g(x, rv)
+                    row.update(gap=w.diff, se=w.se, ci_low=w.ci_low, ci_high=w.ci_high,
+                               p_value=w.p_value, hedges_g=hg.g)
+                a = adj.get(g) if window == "spring" else None
+                row.update(
+                    adjusted_gap=a["estimate"] if a else float("nan"),
+                    adjusted_ci_low=a["ci_low"] if a else float("nan"),
+                    adjusted_ci_high=a["ci_high"] if a else float("nan"),
+                    adjusted_p_value=a["p_value"] if a else float("nan"),
+                )
+                rows.append(row)
+    return rows
+
+
+def _fit(y, X, names, clusters, mask, level, dim):
+    """Clustered by school unless the dimension is the cluster itself (then HC1)."""
+    if clusters is not None and dim != clusters.name:
+        cl = clusters.to_numpy()[mask]
+        if len(pd.unique(cl)) >= 2:
+            return fit_ols(y, X, names=names, cluster=cl, vcov="cluster", level=level)
+    return fit_ols(y, X, names=names, vcov="HC1", level=level)
+
+
+def _adjusted_gaps(dim, ref, gmask, pmask, data, base_col, out_col, clusters, level):
+    groups = [g for g in gmask if g != ref and (gmask[g] & pmask).sum() >= 2]
+    m = pmask & np.logical_or.reduce([gmask[g] for g in gmask])
+    if not groups or (gmask[ref] & pmask).sum() < 2 or m.sum() < len(groups) + 3:
+        return {}
+    sub = data.loc[m, [base_col, out_col, dim]]
+    X, names = design_matrix(sub, numeric=(base_col,), categorical=(dim,),
+                             reference={dim: ref})
+    try:
+        fit = _fit(sub[out_col].to_numpy(dtype=float), X, names, clusters, m, level, dim)
+    except DataError:
+        return {}
+    out = {}
+    for g in groups:
+        term = f"{dim}[{g}]"
+        if term in fit.coef.index:
+            out[g] = fit.term(term) | {"estimate": float(fit.coef[term])}
+            out[g] = {k: (float("nan") if v is None else v) for k, v in out[g].items()}
+    return out
+
+
+def _interactions(dim, ref, groups, gmask, masks, values, data, base_col, out_col, clusters,
+                  level, dim_rows) -> list[dict[str, Any]]:
+    if "users" not in masks:
+        return []
+    users, non = masks["users"], masks["non_users"]
+    known = users | non
+    m = known & np.logical_or.reduce([gmask[g] for g in groups])
+    others = [g for g in groups if g != ref]
+    fit = None
+    if others and m.sum() > 2 * len(groups) + 3:
+        sub = data.loc[m, [base_col, out_col, dim]].assign(user=users[m].astype(float))
+        X, names = design_matrix(sub, numeric=(base_col, "user"), categorical=(dim,),
+                                 reference={dim: ref})
+        cols = [X]
+        inames = list(names)
+        for g in others:
+            j = names.index(f"{dim}[{g}]") if f"{dim}[{g}]" in names else None
+            if j is None:
+                continue
+            cols.append((X[:, j] * sub["user"].to_numpy())[:, None])
+            inames.append(f"user:{dim}[{g}]")
+        try:
+            fit = _fit(sub[out_col].to_numpy(dtype=float), np.hstack(cols), inames, clusters, m,
+                       level, dim)
+        except DataError:
+            fit = None
+    lookup = {(r["group"], r["population"], r["window"]): r for r in dim_rows}
+    out = []
+    for g in others:
+        gu = lookup.get((g, "users", "gain"))
+        gn = lookup.get((g, "non_users", "gain"))
+        row = {"dimension": dim, "group": g, "reference": ref}
+        if gu and gn and math.isfinite(gu["se"]) and math.isfinite(gn["se"]):
+            diff = gu["gap"] - gn["gap"]
+            se = math.sqrt(gu["se"] ** 2 + gn["se"] ** 2)
+            # Conservative df: the smaller of the two Welch dfs is not stored, so use n-based.
+            df = max(min(gu["n"], gn["n"]) - 1, 1)
+            crit = float(stats.t.ppf(0.5 + level / 2, df))
+            row.update(gain_gap_users=gu["gap"], gain_gap_non_users=gn["gap"],
+                       diff_in_gain_gaps=diff, diff_se=se, diff_ci_low=diff - crit * se,
+                       diff_ci_high=diff + crit * se,
+                       diff_p_value=float(2 * stats.t.sf(abs(diff / se), df)) if se > 0
+                       else float("nan"))
+        else:
+            row.update(gain_gap_users=float("nan"), gain_gap_non_users=float("nan"),
+                       diff_in_gain_gaps=float("nan"), diff_se=float("nan"),
+                       diff_ci_low=float("nan"), diff_ci_high=float("nan"),
+                       diff_p_value=float("nan"))
+        term = f"user:{dim}[{g}]"
+        if fit is not None and term in fit.coef.index:
+            row.update(interaction=float(fit.coef[term]), interaction_se=float(fit.se[term]),
+                       interaction_ci_low=float(fit.ci_low[term]),
+                       interaction_ci_high=float(fit.ci_high[term]),
+                       interaction_p_value=float(fit.p_value[term]),
+                       interaction_model=f"{out_col} ~ {base_col} + user + C({dim}) + "
+                       f"user:C({dim}); " + ("HC1" if fit.vcov == "HC1" else
+                                             f"clustered by {fit.n_clusters} clusters"))
+        else:
+            row.update(interaction=float("nan"), interaction_se=float("nan"),
+                       interaction_ci_low=float("nan"), interaction_ci_high=float("nan"),
+                       interaction_p_value=float("nan"), interaction_model="")
+        out.append(row)
+    return out
+
+
+def _pool(rows: pd.DataFrame) -> pd.DataFrame:
+    pooled_mean = np.full(len(rows), np.nan)
+    key = ["dimension", "population", "window"]
+    for _, idx in rows.groupby(key, sort=False).indices.items():
+        sub = rows.iloc[idx]
+        se = (sub["sd"] / np.sqrt(sub["n"])).to_numpy(dtype=float)
+        res = eb_shrink(sub["mean"].to_numpy(dtype=float), se)
+        pooled_mean[idx] = res.pooled
+    rows = rows.assign(pooled_mean=pooled_mean)
+    ref_pooled = rows[rows["is_reference"]].set_index(key)["pooled_mean"]
+    ref_for_row = ref_pooled.reindex(pd.MultiIndex.from_frame(rows[key])).to_numpy()
+    gap = np.where(rows["is_reference"], np.nan, rows["pooled_mean"].to_numpy() - ref_for_row)
+    return rows.assign(pooled_gap=gap)
+
+
+def _suppress(rows: pd.DataFrame, min_n: int) -> pd.DataFrame:
+    counts = (rows[rows["window"] == "spring"][["dimension", "group", "population", "n"]]
+              .reset_index(drop=True))
+    table = suppress_cells(
+        counts,
+        n_col="n",
+        partition_cols=[["dimension", "population"]],
+        value_cols=[],
+        min_n=min_n,
+        nested=[
+            (["dimension", "group"], "population", ["users", "non_users"]),
+            (["dimension", "group"], "population", ["non_users", "light", "habitual"]),
+            (["dimension", "group"], "population", ["light", "habitual"]),
+        ],
+    )
+    flags = table.set_index(["dimension", "group", "population"])[["suppressed", "suppression"]]
+    merged = rows.join(flags, on=["dimension", "group", "population"])
+    hidden = merged["suppressed"].to_numpy(dtype=bool)
+    # A hidden reference hides every gap to it (gap + published mean would reveal it).
+    ref_hidden = (merged[merged["is_reference"] & merged["suppressed"]]
+                  [["dimension", "population"]].drop_duplicates())
+    gap_cols = [c for c in _VALUE_COLS if c not in ("mean", "sd", "pooled_mean")]
+    gap_hidden = hidden.copy()
+    if not ref_hidden.empty:
+        key = pd.MultiIndex.from_frame(merged[["dimension", "population"]])
+        gap_hidden |= key.isin(pd.MultiIndex.from_frame(ref_hidden))
+    out = merged.copy()
+    for c in _VALUE_COLS:
+        if c not in out.columns:
+            continue
+        mask = gap_hidden if c in gap_cols else hidden
+        out[c] = out[c].astype(float).where(~mask)
+    out["n"] = pd.array(np.where(hidden, np.nan, out["n"].to_numpy(dtype=float)),
+                        dtype="Float64").round().astype("Int64")
+    return out
+
+
+def _suppress_interactions(inter: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Hide an interaction when any users / non-users cell of the group or reference is hidden."""
+    cells = rows[rows["population"].isin(["users", "non_users"])]
+    bad = set(map(tuple, cells[cells["suppressed"]][["dimension", "group"]].to_numpy()))
+    hide = np.array([
+        (d, g) in bad or (d, r) in bad
+        for d, g, r in inter[["dimension", "group", "reference"]].to_numpy()
+    ], dtype=bool)
+    out = inter.assign(suppressed=hide)
+    for c in out.columns:
+        if c in ("dimension", "group", "reference", "suppressed", "interaction_model"):
+            continue
+        out[c] = out[c].astype(float).where(~hide)
+    return out
