@@ -74,6 +74,18 @@ class FileContext:
     plan: Plan
     findings: list[Finding] = field(default_factory=list)
     checks_run: list[str] = field(default_factory=list)
+    _local_dates: dict[str, pd.Series] = field(default_factory=dict)
+
+    def local_dates(self, col: str) -> pd.Series:
+        """District-local dates of a date or timestamp column (parsed once per file)."""
+        if col not in self._local_dates:
+            s = self.frame[col]
+            if col == self.layout.columns.get("timestamp"):
+                self._local_dates[col] = nz.parse_timestamps_local(
+                    s, source_tz=self.layout.timestamp_tz, local_tz=self.plan.study.timezone)
+            else:
+                self._local_dates[col] = nz.parse_dates(s)
+        return self._local_dates[col]
 
     @property
     def file(self) -> str:
@@ -315,10 +327,7 @@ def check_dates(ctx: FileContext) -> None:
     """DATE_UNPARSEABLE, DATE_FORMATS_MIXED, DATE_OUTSIDE_YEAR."""
     for col, label in _date_columns(ctx):
         s = ctx.frame[col]
-        if label == "timestamp":
-            parsed = nz.parse_timestamps_local(s, local_tz=ctx.plan.study.timezone)
-        else:
-            parsed = nz.parse_dates(s)
+        parsed = ctx.local_dates(col)
         bad = s.notna() & parsed.isna()
         if bad.any():
             ctx.add("error", "DATE_UNPARSEABLE",
@@ -391,8 +400,7 @@ def check_timezone(ctx: FileContext) -> None:
     if ctx.layout.timestamp_tz and "timestamp" in ctx.layout.columns:
         col = ctx.layout.columns["timestamp"]
         s = ctx.frame[col]
-        local = nz.parse_timestamps_local(s, source_tz=ctx.layout.timestamp_tz,
-                                          local_tz=ctx.plan.study.timezone)
+        local = ctx.local_dates(col)
         written = nz.parse_dates(s.str.slice(0, 10))
         shifted = local.notna() & written.notna() & (local != written)
         ctx.add("info", "TIMESTAMPS_CONVERTED",
@@ -410,11 +418,7 @@ def check_weekends(ctx: FileContext) -> None:
     col = ctx.layout.columns.get("date") or ctx.layout.columns.get("timestamp")
     if not col:
         return
-    if "timestamp" in ctx.layout.columns:
-        d = nz.parse_timestamps_local(ctx.frame[col], source_tz=ctx.layout.timestamp_tz,
-                                      local_tz=ctx.plan.study.timezone)
-    else:
-        d = nz.parse_dates(ctx.frame[col])
+    d = ctx.local_dates(col)
     weekend = d.notna() & (d.dt.day_of_week >= 5)
     if "active" in ctx.layout.columns:
         # Clever writes a row for every calendar day; only active weekend days are news.

@@ -140,3 +140,18 @@ def test_validate_reports_usage_quirks(district):
     # the prior-year file is checked against its own academic year
     assert not [f for f in rep.findings if f.code == "DATE_OUTSIDE_YEAR"]
     assert Path(files[0]).exists()
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sierra-vista"
+
+
+@pytest.mark.skipif(not (EXAMPLE / "rce.toml").is_file(), reason="example district not present")
+def test_example_district_loads_and_validates():
+    plan = load_plan(EXAMPLE / "rce.toml")
+    roster = load_roster(list(plan.inputs.roster), plan)
+    ela = load_assessments(list(plan.inputs.scores), plan)
+    af = build_analysis_frame(roster, ela, plan)
+    assert af.join["files"][0]["match_rate"] == 1.0 and af.join["students_scored"] > 1000
+    assert len(usage_sources(plan)) == len(plan.inputs.usage)
+    rep = validate_files(sorted(EXAMPLE.rglob("*.csv")), plan)
+    assert rep.exit_code == 0 and not rep.errors

@@ -191,3 +191,39 @@ def test_text_rendering():
     assert "WARNING DUPLICATE_ROWS" in text and "rows 24" in text
     assert text.rstrip().endswith("note(s)")
     assert len(rep.to_frame()) == len(rep.findings)
+
+
+# --- through the command line (exit codes 0 / 1 / 2, no traceback) -------------------------------
+
+
+def run_cli(*args):
+    from typer.testing import CliRunner
+
+    from rce.cli import app
+
+    return CliRunner().invoke(app, ["validate", *map(str, args)])
+
+
+def test_cli_exit_codes(tmp_path):
+    ok = run_cli(FIX / "roster.csv", FIX / "dreambox_usage_weekly.csv")
+    assert ok.exit_code == 0, ok.output
+    bad = write(tmp_path, "diag.csv", DIAG + f"{SECRET},3,2024-2025,Oak,9/3/2024,Y,,abc,30,720L\n")
+    res = run_cli(bad, "--format", "json")
+    assert res.exit_code == 1
+    assert json.loads(res.stdout)["summary"]["errors"] == 1
+    junit = run_cli(bad, "--format", "junit")
+    assert junit.exit_code == 1
+    ET.fromstring(junit.stdout.encode("utf-8"))
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"\x00\x01binary\x00" * 10, "Student ID,Grade,grade\n1,3,3\n".encode(),
+    b"Student ID,Minutes\n1,2\n3,4,5\n", "a,b\n1,2\n".encode("utf-16"), b"%PDF-1.4",
+])
+def test_cli_unreadable_file_exits_2_without_traceback(tmp_path, content):
+    p = tmp_path / "bad.csv"
+    p.write_bytes(content)
+    res = run_cli(p)
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output
+    assert "bad.csv" in res.output
