@@ -3,7 +3,10 @@
 Students or classes are assigned within blocks (default school × grade), and the draw is
 repeated -- a bounded number of times, each attempt with a seed derived from the recorded seed --
 until baseline balance holds: every balance variable within the WWC "no adjustment needed" band
-(|g| ≤ 0.05; Cox index for 0/1 variables) on the whole sample. The RCE Coach re-randomized for up
+(|g| ≤ 0.05, Hedges' g with the pooled SD) on the whole sample. For 0/1 indicators g is the
+standardized difference in proportions: the WWC's Cox index is unstable for rare categories
+and would make the target unreachable, so categories smaller than the plan's minimum cell size
+are also merged into "Other". The RCE Coach re-randomized for up
 to 60 seconds against |std. bias| ≤ 0.25 per block (``methods.md`` §1.6); here the bound is a
 number of attempts, so the same seed always gives the same assignment.
 
@@ -25,9 +28,9 @@ import pandas as pd
 from rce.config import Plan
 from rce.errors import DataError
 from rce.stats._impact_common import fmt, json_safe
-from rce.stats.matching import is_binary
 from rce.stats.ols import design_matrix
-from rce.stats.wwc import EQUIVALENCE_SATISFIED, baseline_equivalence
+from rce.stats import effect_sizes as es
+from rce.stats.wwc import EQUIVALENCE_SATISFIED, equivalence_verdict
 
 UNITS = ("student", "class")
 #: Columns that can identify a class, in order of preference.
@@ -97,7 +100,8 @@ def _unit_column(students: pd.DataFrame) -> str:
     )
 
 
-def _balance_frame(frame: pd.DataFrame, variables: Sequence[str]) -> tuple[pd.DataFrame, list]:
+def _balance_frame(frame: pd.DataFrame, variables: Sequence[str],
+                   min_cell: int) -> tuple[pd.DataFrame, list]:
     cols: dict[str, Any] = {}
     names: list[str] = []
     for v in variables:
@@ -109,7 +113,11 @@ def _balance_frame(frame: pd.DataFrame, variables: Sequence[str]) -> tuple[pd.Da
             cols[v] = s.astype(float)
             names.append(v)
         else:
-            text = s.astype("string")
+            text = s.astype("string").fillna("Unknown")
+            counts = text.value_counts()
+            small = counts.index[counts < min_cell]
+            if len(small):
+                text = text.where(~text.isin(small), "Other")
             if text.nunique() < 2:
                 continue
             X, lv = design_matrix(pd.DataFrame({v: text}), categorical=[v], drop_first=False,
@@ -118,6 +126,20 @@ def _balance_frame(frame: pd.DataFrame, variables: Sequence[str]) -> tuple[pd.Da
                 cols[nm] = X[:, j]
                 names.append(nm)
     return pd.DataFrame(cols, index=frame.index), names
+
+
+def _balance(names: list[str], xs: list[np.ndarray], assign: np.ndarray) -> pd.DataFrame:
+    t = assign == 1
+    rows = []
+    for name, x in zip(names, xs, strict=True):
+        ok = np.isfinite(x)
+        xt, xc = x[ok & t], x[ok & ~t]
+        g = es.hedges_g(xt, xc).g
+        rows.append({"variable": name,
+                     "mean_treatment": float(xt.mean()) if len(xt) else math.nan,
+                     "mean_control": float(xc.mean()) if len(xc) else math.nan,
+                     "g": g, "verdict": equivalence_verdict(g)})
+    return pd.DataFrame(rows)
 
 
 def _draw(units: pd.DataFrame, block_codes: np.ndarray, share: float,
@@ -143,6 +165,7 @@ def randomize(
     balance_vars: Sequence[str] | None = None,
     treated_share: float = 0.5,
     threshold: float = EQUIVALENCE_SATISFIED,
+    min_cell: int | None = None,
 ) -> RandomizationResult:
     """Blocked random assignment with bounded re-randomization until baseline balance holds.
 
@@ -166,7 +189,10 @@ def randomize(
     treated_share
         Share of units assigned to the product in each block.
     threshold
-        Largest acceptable |g| (or |Cox index|) on every balance variable.
+        Largest acceptable |g| on every balance variable.
+    min_cell
+        Categories with fewer students are merged into "Other" (default: the plan default
+        ``privacy.min_cell_size``).
 
     Returns
     -------
@@ -221,7 +247,10 @@ def randomize(
         if absent:
             raise DataError(f"the roster has no balance column {absent[0]!r}", where="roster",
                             hint="Name columns the roster has.")
-    bal_frame, bal_names = _balance_frame(frame, vars_)
+    if min_cell is None:
+        min_cell = Plan().privacy.min_cell_size
+    bal_frame, bal_names = _balance_frame(frame, vars_, min_cell)
+    bal_x = [bal_frame[v].to_numpy(dtype=float) for v in bal_names]
     unit_pos = pd.Series(np.arange(len(units)), index=units["unit"].to_numpy())
     member_pos = unit_pos.reindex(member).to_numpy()
 
@@ -234,9 +263,8 @@ def randomize(
         if a_students.min() == a_students.max():
             continue
         if bal_names:
-            bf = bal_frame.assign(_assign=a_students)
-            eq = baseline_equivalence(bf, "_assign", bal_names)
-            gs = [abs(r.g) for r in eq.rows if math.isfinite(r.g)]
+            eq = _balance(bal_names, bal_x, a_students)
+            gs = [abs(g) for g in eq["g"] if math.isfinite(g)]
             worst = max(gs) if gs else 0.0
         else:
             eq, worst = None, 0.0
@@ -269,10 +297,8 @@ def randomize(
     out["assignment"] = a_students.astype(int)
     out["seed"] = seed
     out["attempt"] = attempt
-    balance = (eq.to_frame().rename(columns={"mean_comparison": "mean_control"})
-               if eq is not None else pd.DataFrame(
-                   columns=["variable", "kind", "mean_treatment", "mean_control", "g",
-                            "verdict"]))
+    balance = (eq if eq is not None else pd.DataFrame(
+        columns=["variable", "mean_treatment", "mean_control", "g", "verdict"]))
     return RandomizationResult(
         assignments=out, balance=balance, unit=unit, unit_column=unit_col, block=tuple(block),
         seed=int(seed), attempt=int(attempt), tries=int(max_tries), threshold=float(threshold),
@@ -305,6 +331,6 @@ def randomize_roster(
     plan = plan or Plan()
     table = load_roster([str(roster)], plan)
     res = randomize(table.frame, unit=unit, block=block, seed=seed, max_tries=max_tries,
-                    treated_share=treated_share)
+                    treated_share=treated_share, min_cell=plan.privacy.min_cell_size)
     atomic_write_text(Path(out), res.assignments.to_csv(index=False))
     return res

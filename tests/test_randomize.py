@@ -81,3 +81,27 @@ def test_errors():
     bad["grade"] = [str(i % 2) for i in range(600)]  # classes mix grades
     with pytest.raises(DataError):
         randomize(bad, unit="class", block=("school", "grade"), seed=1)
+
+
+def test_rare_categories_merged_and_roster_file(tmp_path):
+    from pathlib import Path
+
+    from rce.randomize import randomize_roster
+
+    f = roster()
+    f["race_ethnicity"] = ["Pacific Islander"] * 3 + ["Hispanic"] * 300 + ["White"] * 297
+    r = randomize(f, seed=2)
+    names = set(r.balance["variable"])
+    assert "race_ethnicity[Other]" in names
+    assert not any("Pacific" in n for n in names)
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "sierra-vista" / "sis"
+    src = example / "students_2024-25.csv"
+    if not src.exists():
+        pytest.skip("sample district not present")
+    out = tmp_path / "assign.csv"
+    res = randomize_roster(src, out=out, seed=5)
+    written = pd.read_csv(out, dtype=str)
+    assert len(written) == res.n_treatment + res.n_control
+    assert set(written["assignment"]) == {"0", "1"}
+    assert (written["seed"] == "5").all()

@@ -433,8 +433,8 @@ def _require(frame: pd.DataFrame, cols: list[str]) -> None:
 
 
 def _demographic_categories(frame: pd.DataFrame, minimum: int) -> tuple[pd.DataFrame, list[str]]:
-    """Demographics as text categories; missing -> 'unknown'; levels smaller than ``minimum``
-    merged into 'other' (tiny levels make the propensity logit unstable and the cells
+    """Demographics as text categories; missing -> 'Unknown'; levels smaller than ``minimum``
+    merged into 'Other' (tiny levels make the propensity logit unstable and the cells
     identifiable)."""
     cols: dict[str, pd.Series] = {}
     names: list[str] = []
@@ -444,11 +444,11 @@ def _demographic_categories(frame: pd.DataFrame, minimum: int) -> tuple[pd.DataF
         s = frame[c]
         if pd.api.types.is_bool_dtype(s.dtype):
             s = s.astype("boolean").map({True: "yes", False: "no"})
-        s = s.astype("string").fillna("unknown")
+        s = s.astype("string").fillna("Unknown")
         counts = s.value_counts()
         small = counts.index[counts < minimum]
         if len(small):
-            s = s.where(~s.isin(small), "other")
+            s = s.where(~s.isin(small), "Other")
         if s.nunique() < 2:
             continue
         cols[c] = s.astype(str)
