@@ -219,3 +219,11 @@ def test_coverage_simulation():
         hits += r.per_month.ci_low <= 1.5 <= r.per_month.ci_high
     coverage = hits / reps
     assert 0.92 <= coverage <= 0.98, coverage
+
+
+def test_to_dict_validates_against_results_schema(result):
+    jsonschema = pytest.importorskip("jsonschema")
+    from importlib import resources
+
+    schema = json.loads(resources.files("rce").joinpath("data/results.schema.json").read_text())
+    jsonschema.validate([result.to_dict()], schema["properties"]["dose_response"])

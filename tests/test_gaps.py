@@ -48,26 +48,36 @@ def result(frame):
     return compute_gaps(frame, plan=Plan())
 
 
-def _row(res, dim, group, pop, window):
+def _row(res, dim, group, pop, measure):
     r = res.rows
     sel = r[(r["dimension"] == dim) & (r["group"] == group) & (r["population"] == pop)
-            & (r["window"] == window)]
+            & (r["measure"] == measure)]
     assert len(sel) == 1
     return sel.iloc[0]
 
 
 def test_contract_keys_and_json(result):
-    rows = json.loads(json.dumps(result.to_dict()))
+    d = json.loads(json.dumps(result.to_dict()))
+    rows = d["rows"]
     assert rows and all(DESIGN_KEYS <= set(r) for r in rows)
     assert {r["population"] for r in rows} == {"all", "users", "non_users", "light", "habitual"}
-    assert {r["window"] for r in rows} == {"fall", "spring", "gain"}
+    assert {r["window"] for r in rows} == {"fall", "spring", None}
+    assert {r["measure"] for r in rows} == {"baseline", "outcome", "gain"}
+    assert all(r["window"] is None for r in rows if r["measure"] == "gain")
+    assert d["interactions"] and d["references"]["el_status"] == "EO"
     assert all(r["users_only"] == (r["population"] == "users") for r in rows)
     hidden = [r for r in rows if r["suppressed"]]
     assert hidden and all(r["n"] is None and r["mean"] is None and r["gap"] is None
                           for r in hidden)
-    json.dumps(result.interactions_to_dict())
     text = result.summary()
     assert "users spring" in text and "non-users spring" in text
+
+
+def test_interim_windows_come_from_the_plan(frame):
+    plan = plan_from_dict({"outcomes": {"outcome_window": "winter"}})
+    res = compute_gaps(frame, plan=plan, dimensions=["el_status"])
+    assert set(res.rows["window"].dropna()) == {"fall", "winter"}
+    assert "users winter" in res.summary()
 
 
 def test_dimensions_and_default_reference(result, frame):
@@ -83,7 +93,7 @@ def test_plan_reference_override(frame):
     res = compute_gaps(frame, plan=plan)
     assert res.references["el_status"] == "EL"
     assert "school" not in res.references
-    eo = _row(res, "el_status", "EO", "all", "fall")
+    eo = _row(res, "el_status", "EO", "all", "baseline")
     assert eo["gap"] > 0
 
 
@@ -92,7 +102,7 @@ def test_gap_is_welch_and_hedges(result, frame):
     his = frame[users & (frame["race_ethnicity"] == "Hispanic")]["outcome_percentile"]
     white = frame[users & (frame["race_ethnicity"] == "White")]["outcome_percentile"]
     w = welch(his, white)
-    row = _row(result, "race_ethnicity", "Hispanic", "users", "spring")
+    row = _row(result, "race_ethnicity", "Hispanic", "users", "outcome")
     assert row["gap"] == pytest.approx(w.diff)
     assert (row["ci_low"], row["ci_high"]) == (pytest.approx(w.ci_low), pytest.approx(w.ci_high))
     assert row["p_value"] == pytest.approx(w.p_value)
@@ -102,8 +112,8 @@ def test_gap_is_welch_and_hedges(result, frame):
 
 def test_gain_gap_is_spring_gap_minus_fall_gap(result):
     for pop in ("users", "non_users", "all"):
-        f = _row(result, "el_status", "EL", pop, "fall")["gap"]
-        s = _row(result, "el_status", "EL", pop, "spring")["gap"]
+        f = _row(result, "el_status", "EL", pop, "baseline")["gap"]
+        s = _row(result, "el_status", "EL", pop, "outcome")["gap"]
         g = _row(result, "el_status", "EL", pop, "gain")["gap"]
         assert g == pytest.approx(s - f)
 
@@ -131,7 +141,7 @@ def test_small_group_suppressed_with_complement(result):
             for group in r.loc[r["dimension"] == dim, "group"].unique():
                 pair = r[(r["dimension"] == dim) & (r["group"] == group)
                          & r["population"].isin(["users", "non_users"])
-                         & (r["window"] == "spring")]
+                         & (r["measure"] == "outcome")]
                 assert pair["suppressed"].sum() != 1
 
 
@@ -141,7 +151,7 @@ def test_hidden_reference_hides_every_gap():
     res = compute_gaps(frame, plan=plan)
     r = res.rows
     race = r[r["dimension"] == "race_ethnicity"]
-    assert race["gap"].isna().all() and race["pooled_gap"].isna().all()
+    assert race["gap"].isna().all() and race["pooled_estimate"].isna().all()
 
 
 def test_adjusted_gap_matches_statsmodels(result, frame):
@@ -150,10 +160,10 @@ def test_adjusted_gap_matches_statsmodels(result, frame):
     m = smf.ols("outcome_percentile ~ baseline_percentile + C(el_status, Treatment('EO'))",
                 users).fit(cov_type="cluster", cov_kwds={"groups": users["school"]}, use_t=True)
     term = "C(el_status, Treatment('EO'))[T.EL]"
-    row = _row(result, "el_status", "EL", "users", "spring")
+    row = _row(result, "el_status", "EL", "users", "outcome")
     assert row["adjusted_gap"] == pytest.approx(m.params[term], rel=1e-8)
     assert row["adjusted_ci_low"] == pytest.approx(m.conf_int().loc[term, 0], rel=1e-8)
-    assert np.isnan(_row(result, "el_status", "EL", "users", "fall")["adjusted_gap"])
+    assert np.isnan(_row(result, "el_status", "EL", "users", "baseline")["adjusted_gap"])
 
 
 def test_interaction_recovers_planted_gap_change():
@@ -177,10 +187,10 @@ def test_interaction_recovers_planted_gap_change():
 
 def test_pooled_estimate_pulls_small_groups_in(result):
     r = result.rows
-    race = r[(r["dimension"] == "race_ethnicity") & (r["window"] == "spring")
+    race = r[(r["dimension"] == "race_ethnicity") & (r["measure"] == "outcome")
              & ~r["is_reference"] & ~r["suppressed"]]
-    assert race["pooled_gap"].notna().all()
-    assert (race["pooled_gap"].abs() <= race["gap"].abs() + 1e-9).all()
+    assert race["pooled_estimate"].notna().all()
+    assert (race["pooled_estimate"].abs() <= race["gap"].abs() + 1e-9).all()
 
 
 def test_missing_scores_and_dimensions_are_reported():
@@ -192,7 +202,7 @@ def test_missing_scores_and_dimensions_are_reported():
     assert any("20 students without both" in n for n in res.notes)
     assert any("30 students with no recorded gender" in n for n in res.notes)
     g = res.rows[(res.rows["dimension"] == "gender") & (res.rows["population"] == "all")
-                 & (res.rows["window"] == "fall")]
+                 & (res.rows["measure"] == "baseline")]
     assert g["n"].sum() == 550
 
 
@@ -225,11 +235,21 @@ def test_star_free_lunch_gap_and_small_ethnicity_cells(star_k):
     plan = plan_from_dict({"subgroups": {"dimensions": ["race_ethnicity", "econ_disadv"],
                                          "include_grade_and_school": False}})
     res = compute_gaps(star_k, plan=plan, outcome="scale_score")
-    free = _row(res, "econ_disadv", "free", "all", "spring")
+    free = _row(res, "econ_disadv", "free", "all", "outcome")
     assert free["reference"] == "non-free"
     assert free["mean"] == pytest.approx(901.6, abs=0.05)
     assert free["mean"] - free["gap"] == pytest.approx(941.6, abs=0.05)
-    r = res.rows[(res.rows["dimension"] == "race_ethnicity") & (res.rows["window"] == "spring")]
+    r = res.rows[(res.rows["dimension"] == "race_ethnicity") & (res.rows["measure"] == "outcome")]
     hidden = set(r.loc[r["suppressed"], "group"])
     assert hidden == {"amindian", "hispanic", "other"}
     assert int(r.loc[r["group"] == "asian", "n"].iloc[0]) == 14
+
+
+def test_rows_validate_against_results_schema(result):
+    jsonschema = pytest.importorskip("jsonschema")
+    from importlib import resources
+
+    schema = json.loads(resources.files("rce").joinpath("data/results.schema.json").read_text())
+    item = schema["properties"]["gaps"]["items"]
+    for row in result.to_dict()["rows"]:
+        jsonschema.validate(row, item)

@@ -4,8 +4,10 @@ A vendor's "non-white users scored 6 points higher than their white peers" mixes
 gap that already existed in the fall, the gap among students who did not use the product, and any
 change that goes with use. This module lays them side by side for every subgroup dimension:
 
-- rows per dimension x group x population (all, users, non_users, light, habitual) x window
-  (fall = baseline, spring = outcome, gain = spring - fall), on the students who have both scores;
+- rows per dimension x group x population (all, users, non_users, light, habitual) x measure
+  (``baseline`` score, ``outcome`` score, ``gain`` = outcome - baseline), on the students who
+  have both scores; ``window`` names the test window of the score ("fall", "winter", "spring"
+  from the plan; None for gains);
 - each group's gap to its reference group (plan; default the largest group) with a Welch interval,
   Benjamini-Hochberg adjusted p within the dimension, Hedges' g (WWC omega);
 - the baseline-adjusted spring gap (OLS on baseline and group, clustered by school);
@@ -41,14 +43,15 @@ from rce.stats.ols import _json_number, design_matrix, fit_ols
 from rce.stats.shrinkage import eb_shrink
 
 POPULATIONS = ("all", "users", "non_users", "light", "habitual")
-WINDOWS = ("fall", "spring", "gain")
+#: What a row measures: the baseline score, the outcome score, or the gain between them.
+MEASURES = ("baseline", "outcome", "gain")
 OUTCOME_UNITS = {"percentile": "percentile points", "scale_score": "scale-score points"}
 
 #: Statistics hidden in a suppressed cell.
 _VALUE_COLS = (
     "mean", "sd", "gap", "se", "ci_low", "ci_high", "p_value", "p_adjusted", "hedges_g",
     "adjusted_gap", "adjusted_ci_low", "adjusted_ci_high", "adjusted_p_value",
-    "pooled_mean", "pooled_gap",
+    "pooled_mean", "pooled_estimate",
 )
 
 LIMIT_SENTENCE = (
@@ -80,8 +83,9 @@ class GapsResult:
     outcome, unit
         "percentile" or "scale_score", and its unit.
     rows
-        One row per dimension x group x population x window (see module docstring); suppressed
-        cells have ``suppressed=True`` and missing statistics.
+        One row per dimension x group x population x measure (see module docstring); suppressed
+        cells have ``suppressed=True`` and missing statistics. ``pooled_estimate`` is the
+        partially pooled gap, ``pooled_mean`` the partially pooled group mean.
     interactions
         One row per dimension x non-reference group: difference in gain gaps (users minus
         non-users) and the use x group interaction from the regression.
@@ -101,6 +105,7 @@ class GapsResult:
     n: int
     n_dropped: int
     min_n: int
+    windows: tuple[str, str] = ("fall", "spring")
     limits: str = LIMIT_SENTENCE
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -108,9 +113,21 @@ class GapsResult:
         """The gap rows."""
         return self.rows
 
-    def to_dict(self) -> list[dict[str, Any]]:
-        """JSON-safe list of gap rows (the design.md ``gaps[]`` entries, plus extra fields)."""
-        return _records(self.rows)
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: ``rows`` (the design.md ``gaps[]`` entries, plus extra fields),
+        ``interactions``, ``references``, counts and notes."""
+        return {
+            "outcome": self.outcome,
+            "unit": self.unit,
+            "n": self.n,
+            "n_dropped": self.n_dropped,
+            "min_n": self.min_n,
+            "references": dict(self.references),
+            "rows": _records(self.rows),
+            "interactions": _records(self.interactions),
+            "limits": self.limits,
+            "notes": list(self.notes),
+        }
 
     def interactions_to_dict(self) -> list[dict[str, Any]]:
         """JSON-safe list of interaction rows."""
@@ -122,6 +139,7 @@ class GapsResult:
         lines = [f"Subgroup gaps in {self.outcome} ({self.unit}); n = {self.n:,} students with "
                  f"fall and spring scores; cells under {self.min_n} suppressed"]
         r = self.rows
+        base_w, out_w = self.windows
         for dim in dict.fromkeys(r["dimension"]):
             lines.append(f"{dim} (reference: {self.references.get(dim, '?')})")
             sub = r[(r["dimension"] == dim) & ~r["is_reference"]]
@@ -129,7 +147,7 @@ class GapsResult:
                 g = sub[sub["group"] == group]
 
                 def cell(pop: str, win: str, g: pd.DataFrame = g) -> str:
-                    x = g[(g["population"] == pop) & (g["window"] == win)]
+                    x = g[(g["population"] == pop) & (g["measure"] == win)]
                     if x.empty:
                         return "   -   "
                     x = x.iloc[0]
@@ -138,9 +156,9 @@ class GapsResult:
                     return f"{x['gap']:+.1f}"
 
                 lines.append(
-                    f"  {group}: users spring {cell('users', 'spring')}, fall "
-                    f"{cell('users', 'fall')}; non-users spring {cell('non_users', 'spring')}, "
-                    f"fall {cell('non_users', 'fall')}"
+                    f"  {group}: users {out_w} {cell('users', 'outcome')}, {base_w} "
+                    f"{cell('users', 'baseline')}; non-users {out_w} "
+                    f"{cell('non_users', 'outcome')}, {base_w} {cell('non_users', 'baseline')}"
                 )
         lines.append(self.limits)
         lines.extend(f"Note: {n}" for n in self.notes)
@@ -223,10 +241,12 @@ def compute_gaps(
     if len(masks) == 1:
         notes.append("No usage level in the analysis frame: only whole-population gaps.")
     values = {
-        "fall": data[base_col].to_numpy(dtype=float),
-        "spring": data[out_col].to_numpy(dtype=float),
+        "baseline": data[base_col].to_numpy(dtype=float),
+        "outcome": data[out_col].to_numpy(dtype=float),
     }
-    values["gain"] = values["spring"] - values["fall"]
+    values["gain"] = values["outcome"] - values["baseline"]
+    window_of = {"baseline": plan.outcomes.baseline_window,
+                 "outcome": plan.outcomes.outcome_window, "gain": None}
     clusters = data[cluster_var] if cluster_var in data.columns else None
     if clusters is None:
         notes.append(f"No {cluster_var} column: regression standard errors are HC1, not "
@@ -259,7 +279,7 @@ def compute_gaps(
         group_arr = labels.to_numpy()
         gmask = {g: present & (group_arr == g) for g in groups}
         dim_rows = _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_col,
-                                   clusters, level)
+                                   clusters, level, window_of, outcome)
         all_rows.extend(dim_rows)
         inter_rows.extend(_interactions(dim, ref, groups, gmask, masks, values, data, base_col,
                                         out_col, clusters, level, dim_rows))
@@ -284,7 +304,7 @@ def compute_gaps(
                 inter.loc[sel, "interaction_p_value"].to_numpy(dtype=float))
     notes.append("Gaps are group mean minus reference-group mean; intervals are Welch intervals; "
                  "p_adjusted is Benjamini-Hochberg within each dimension.")
-    notes.append("pooled_mean / pooled_gap are empirical-Bayes (REML) partially pooled values: "
+    notes.append("pooled_mean / pooled_estimate are empirical-Bayes (REML) partially pooled values: "
                  "small groups are pulled toward the average of all groups.")
     if "grade" in dims and outcome == "scale_score":
         notes.append("Scale scores rise with grade, so grade gaps in scale score mostly show the "
@@ -298,19 +318,20 @@ def compute_gaps(
         n=len(data),
         n_dropped=n_dropped,
         min_n=min_n,
+        windows=(plan.outcomes.baseline_window, plan.outcomes.outcome_window),
         notes=tuple(dict.fromkeys(notes)),
     )
 
 
 def _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_col, clusters,
-                    level) -> list[dict[str, Any]]:
+                    level, window_of, outcome) -> list[dict[str, Any]]:
     rows = []
     for pop, pmask in masks.items():
         ref_mask = gmask[ref] & pmask
         # Baseline-adjusted spring gaps: one regression per population.
         adj = _adjusted_gaps(dim, ref, gmask, pmask, data, base_col, out_col, clusters, level)
-        for window in WINDOWS:
-            v = values[window]
+        for measure in MEASURES:
+            v = values[measure]
             rv = v[ref_mask]
             for g in groups:
                 m = gmask[g] & pmask
@@ -318,7 +339,8 @@ def _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_
                 n = len(x)
                 row = {
                     "dimension": dim, "group": g, "reference": ref, "population": pop,
-                    "users_only": pop == "users", "window": window, "is_reference": g == ref,
+                    "users_only": pop == "users", "window": window_of[measure],
+                    "measure": measure, "outcome": outcome, "is_reference": g == ref,
                     "n": n,
                     "mean": float(x.mean()) if n else float("nan"),
                     "sd": float(x.std(ddof=1)) if n > 1 else float("nan"),
@@ -335,7 +357,7 @@ def _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_
                     hg = hedges_g(x, rv)
                     row.update(gap=w.diff, se=w.se, ci_low=w.ci_low, ci_high=w.ci_high,
                                p_value=w.p_value, hedges_g=hg.g)
-                a = adj.get(g) if window == "spring" else None
+                a = adj.get(g) if measure == "outcome" else None
                 row.update(
                     adjusted_gap=a["estimate"] if a else float("nan"),
                     adjusted_ci_low=a["ci_low"] if a else float("nan"),
@@ -402,7 +424,7 @@ def _interactions(dim, ref, groups, gmask, masks, values, data, base_col, out_co
                        level, dim)
         except DataError:
             fit = None
-    lookup = {(r["group"], r["population"], r["window"]): r for r in dim_rows}
+    lookup = {(r["group"], r["population"], r["measure"]): r for r in dim_rows}
     out = []
     for g in others:
         gu = lookup.get((g, "users", "gain"))
@@ -443,7 +465,7 @@ def _interactions(dim, ref, groups, gmask, masks, values, data, base_col, out_co
 
 def _pool(rows: pd.DataFrame) -> pd.DataFrame:
     pooled_mean = np.full(len(rows), np.nan)
-    key = ["dimension", "population", "window"]
+    key = ["dimension", "population", "measure"]
     for _, idx in rows.groupby(key, sort=False).indices.items():
         sub = rows.iloc[idx]
         se = (sub["sd"] / np.sqrt(sub["n"])).to_numpy(dtype=float)
@@ -453,11 +475,11 @@ def _pool(rows: pd.DataFrame) -> pd.DataFrame:
     ref_pooled = rows[rows["is_reference"]].set_index(key)["pooled_mean"]
     ref_for_row = ref_pooled.reindex(pd.MultiIndex.from_frame(rows[key])).to_numpy()
     gap = np.where(rows["is_reference"], np.nan, rows["pooled_mean"].to_numpy() - ref_for_row)
-    return rows.assign(pooled_gap=gap)
+    return rows.assign(pooled_estimate=gap)
 
 
 def _suppress(rows: pd.DataFrame, min_n: int) -> pd.DataFrame:
-    counts = (rows[rows["window"] == "spring"][["dimension", "group", "population", "n"]]
+    counts = (rows[rows["measure"] == "outcome"][["dimension", "group", "population", "n"]]
               .reset_index(drop=True))
     table = suppress_cells(
         counts,
