@@ -261,3 +261,21 @@ def test_rd_product_below_cutoff_recovers_jump():
 
 def test_outcome_model_adjusts_for_school(planted):
     assert "school" in planted.model and "school" in planted.covariates
+
+
+def test_to_dict_validates_against_results_schema(planted, null_effect):
+    import jsonschema
+
+    from rce.evidence import assess_evidence
+
+    schema_path = Path(__file__).resolve().parents[1] / "rce" / "data" / "results.schema.json"
+    if not schema_path.exists():
+        pytest.skip("results schema not present")
+    schema = json.loads(schema_path.read_text())
+    for r in (planted, null_effect):
+        d = json.loads(json.dumps(r.to_dict()))
+        jsonschema.validate(d, schema["properties"]["impact"])
+        e = json.loads(json.dumps(assess_evidence(r, plan=Plan()).to_dict()))
+        jsonschema.validate(e, schema["properties"]["evidence"])
+        for w in e["warnings"]:
+            jsonschema.validate(w, schema["properties"]["warnings"]["items"])

@@ -339,6 +339,13 @@ class ImpactResult:
         """'pass' / 'fail' / 'inconclusive', or 'not assessed' without an estimate."""
         return self.bayes.decision.verdict if self.bayes else "not assessed"
 
+    def _decision_dict(self) -> dict[str, Any] | None:
+        if not self.bayes:
+            return None
+        d = self.bayes.decision.to_dict()
+        d["meaningful_effect"] = d.pop("meaningful")
+        return d
+
     def to_frame(self) -> pd.DataFrame:
         """One row: the headline numbers."""
         keys = ["design", "estimand", "outcome", "n_treatment", "n_comparison", "n_clusters",
@@ -357,7 +364,6 @@ class ImpactResult:
             "estimand": self.estimand,
             "outcome": self.outcome,
             "treatment_definition": self.design_choice.treatment_definition,
-            "design_reason": self.design_choice.reason,
             "n_treatment": self.n_treatment,
             "n_comparison": self.n_comparison,
             "n_clusters": self.n_clusters,
@@ -377,21 +383,32 @@ class ImpactResult:
             "improvement_index": self.improvement_index,
             "probability_positive": self.probability_positive,
             "probability_meaningful": self.probability_meaningful,
-            "decision": self.bayes.decision.to_dict() if self.bayes else None,
+            "decision": self._decision_dict(),
+            "regions": ({"worse": self.bayes.main.prob_worse,
+                         "no_change": self.bayes.main.prob_no_change,
+                         "better": self.bayes.main.prob_better} if self.bayes else None),
             "three_region": self.bayes.to_dict()["three_region"] if self.bayes else None,
+            "prior": self.bayes.main.prior.description if self.bayes else None,
             "bayes": self.bayes.to_dict() if self.bayes else None,
             "baseline_equivalence": (
                 [{"variable": r.variable, "g": r.g, "verdict": r.verdict, "kind": r.kind}
                  for r in eq.rows] if eq else []
             ),
+            "baseline_equivalence_satisfied": eq.satisfied if eq else None,
+            "balance": self.match.to_frame() if self.match else [],
             "balance_before": self.match.balance_before if self.match else None,
             "balance_after": self.match.balance_after if self.match else None,
             "matching": self.match.to_dict() if self.match else None,
             "attrition": self.attrition.to_dict() if self.attrition else None,
             "wwc_cluster_correction": (self.cluster_correction.to_dict()
                                        if self.cluster_correction else None),
-            "mdes": self.mdes.to_dict() if self.mdes else None,
+            "mdes": self.mdes.mdes if self.mdes else None,
+            "mdes_detail": self.mdes.to_dict() if self.mdes else None,
             "regression_discontinuity": self.rd.to_dict() if self.rd else None,
+            "clusters": self.n_clusters,
+            "reason": self.design_choice.reason,
+            "unit": ("percentile points" if "percentile" in self.outcome else
+                     "scale-score points" if "scale_score" in self.outcome else "outcome units"),
             "model": self.model,
             "covariates": list(self.covariates),
             "r2": self.r2,

@@ -568,6 +568,11 @@ def match(
                      f"({'within the caliper' if caliper is not None else 'left'}"
                      f"{' in their ' + '/'.join(exact) if exact else ''}) and are not in the "
                      "estimate: it describes the matched users only.")
+    if n_t > n_c * ratio and not replace:
+        notes.append(f"Users outnumber non-users ({n_t} vs {n_c}): without replacement at most "
+                     f"{n_c // ratio} users can be matched. Matching with replacement "
+                     "(analysis.match_with_replacement) keeps more users in the ATT at the cost "
+                     "of a larger variance.")
     if n_dropped:
         notes.append(f"{n_dropped} students with a missing matching variable were left out.")
     return MatchResult(
