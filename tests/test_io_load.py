@@ -175,10 +175,12 @@ def test_usage_sources_each_layout():
     srcs = {Path(s.paths[0]).name: s for s in usage_sources(usage_plan(*names))}
     assert srcs["clever_daily_participation_students.csv"].granularity == "daily"
     db = srcs["dreambox_usage_weekly.csv"]
-    assert db.product == "DreamBox" and db.dedupe_keys == ("student_id", "end_date")
+    assert db.product == "DreamBox" and db.dedupe_keys == ("student_id", "date")
     assert db.date_formats[0] == "%m/%d/%Y"
     lx = srcs["lexia_core5_activity.csv"]
     assert lx.timestamp_tz == "UTC" and lx.columns["timestamp"] == "activity_start_time"
+    for s in srcs.values():  # rce.dosage partitions only on these
+        assert set(s.dedupe_keys) <= {"student_id", "date", "timestamp", "month"}
     iu = srcs["instructional_usage_ela.csv"]
     assert iu.monthly_columns["September Lessons Completed"] == (2024, 9, "lessons_completed")
     vx = srcs["vendorX_usage_export.csv"]

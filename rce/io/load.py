@@ -647,8 +647,6 @@ def usage_source_for(paths: list[Path], plan: Plan, *, product: str = "", layout
         for pattern, fmt in nz.DATE_PATTERNS:
             if fmt in seen:
                 formats.append(_STRPTIME[fmt])
-        if "excel-serial" in seen:
-            formats.append("excel-serial")
     default = UsageSource.__dataclass_fields__["date_formats"].default
     for fmt in default:  # type: ignore[union-attr]
         if fmt not in formats:
@@ -689,8 +687,8 @@ def usage_sources(plan: Plan) -> list[UsageSource]:
     ``rce.dosage`` which canonical column is which header. ``columns`` may also hold
     ``product`` (a column naming the product per row, Clever resource usage), ``email``,
     ``vendor_id``, ``active`` (Clever: only active days count) and ``end_date`` (weekly rows).
-    ``date_formats`` lists strptime formats seen first, then the defaults; the token
-    ``"excel-serial"`` means some dates are Excel serial day numbers (days since 1899-12-30).
+    ``date_formats`` lists the strptime formats seen in the sniffed rows first, then the
+    defaults (Excel serial day numbers are not a strptime format; ``rce.dosage`` reads them).
 
     Raises
     ------

@@ -56,7 +56,8 @@ class Layout:
     blocks
         For the i-Ready YTD window file: block label -> {canonical: header}.
     dedupe_keys
-        Canonical columns that identify a row across overlapping re-exports.
+        Canonical columns that identify a row across overlapping re-exports (``student_id`` and
+        one of ``date`` / ``timestamp`` / ``month``: what ``rce.dosage`` can partition on).
     """
 
     name: str
@@ -401,7 +402,8 @@ def _dreambox_weekly(h: _Header, hint: str) -> Layout | None:
             cols[canon] = h.find((a,))  # type: ignore[assignment]
     return Layout("dreambox_weekly", "usage", cols,  # type: ignore[arg-type]
                   granularity="weekly", product="DreamBox",
-                  dedupe_keys=("student_id", "end_date"),
+                  # Overlapping re-exports repeat a week: same student, same week start.
+                  dedupe_keys=("student_id", "date"),
                   description="DreamBox usage (student x week)")
 
 
@@ -418,7 +420,6 @@ def _lexia_activity(h: _Header, hint: str) -> Layout | None:
             cols[canon] = h.find((a,))  # type: ignore[assignment]
     return Layout("lexia_activity", "usage", cols,  # type: ignore[arg-type]
                   granularity="event", product="Lexia Core5", timestamp_tz="UTC",
-                  dedupe_keys=("student_id", "activity_id") if "activity_id" in cols else (),
                   description="Lexia Core5 / PowerUp activity log (UTC timestamps)")
 
 
