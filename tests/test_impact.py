@@ -279,3 +279,10 @@ def test_to_dict_validates_against_results_schema(planted, null_effect):
         jsonschema.validate(e, schema["properties"]["evidence"])
         for w in e["warnings"]:
             jsonschema.validate(w, schema["properties"]["warnings"]["items"])
+
+
+def test_posterior_se_widened_for_few_clusters(planted):
+    from scipy import stats
+
+    widened = planted.g_se * stats.t.ppf(0.975, planted.df) / stats.norm.ppf(0.975)
+    assert planted.bayes.sensitivity[0].sd == pytest.approx(widened)  # flat prior: sd = se

@@ -585,10 +585,16 @@ def _adjust_terms(eq: BaselineEquivalence, demo: list[str], baseline: str) -> li
     return out
 
 
-def _bayes(g: float, g_se: float, plan: Plan) -> BayesResult | None:
+def _bayes(g: float, g_se: float, plan: Plan, df: float = math.inf) -> BayesResult | None:
     if not (math.isfinite(g) and math.isfinite(g_se) and g_se > 0):
         return None
     d = plan.decision
+    if math.isfinite(df) and df > 0:
+        # The likelihood is normal, but with few clusters inference is t(G - 1): widen the
+        # standard error so the normal 95% interval equals the t interval (never narrower).
+        from scipy import stats
+
+        g_se = g_se * float(stats.t.ppf(0.975, df) / stats.norm.ppf(0.975))
     return effect_probabilities(g, g_se, meaningful=d.meaningful_effect,
                                 pass_probability=d.pass_probability,
                                 fail_probability=d.fail_probability,
@@ -803,7 +809,11 @@ def _finish(sample, plan, choice, outcome, baseline, fit, weights, eq, m, att, c
                      n_students=n_t + n_c, r2_outcome=min(max(r2, 0.0), 0.99)
                      if math.isfinite(r2) else 0.0, p_treated=n_t / (n_t + n_c),
                      sd_outcome=sd if math.isfinite(sd) else None)
-    bayes = _bayes(g, g_se, plan)
+    bayes = _bayes(g, g_se, plan, fit.df)
+    if bayes is not None and math.isfinite(fit.df) and fit.df < 100:
+        notes.append(f"The posterior uses the standard error widened to match t({fit.df:g}) "
+                     "inference, so the probabilities do not overstate certainty with few "
+                     "clusters.")
     covs = (baseline, *categorical)
     se_kind = (f"clustered by {cluster} ({fit.n_clusters} clusters; Stata small-sample factor, "
                f"t({fit.df:g}))" if fit.vcov == "cluster" else "heteroskedasticity-robust (HC1)")
