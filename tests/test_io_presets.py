@@ -187,3 +187,15 @@ def test_layout_by_name():
         layout_by_name("clever_daily_participation", t.columns, where="d.csv")
     with pytest.raises(LayoutError):
         layout_by_name("nope", t.columns)
+
+
+def test_ytd_ga_warehouse_variant():
+    # data-formats.md §1.7: UPPER_SNAKE names such as DIAGNOSTIC_OVERALL_SCALE_SCORE_MOST_RECENT.
+    cols = ["STUDENT_ID", "ACADEMIC_YEAR", "STATE", "DATE", "INSTANCE_CODE"]
+    for label in ("MOST_RECENT", "1", "2"):
+        cols += [f"DIAGNOSTIC_COMPLETION_DATE_{label}", f"DIAGNOSTIC_OVERALL_SCALE_SCORE_{label}",
+                 f"DIAGNOSTIC_PERCENTILE_{label}"]
+    layout = detect_layout(cols)
+    assert layout.name == "iready_ytd_window"
+    assert list(layout.blocks) == ["Most Recent", "1", "2"]
+    assert layout.blocks["2"]["percentile"] == "DIAGNOSTIC_PERCENTILE_2"

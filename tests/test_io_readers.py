@@ -400,3 +400,12 @@ def test_bad_plan_mapping_incomplete(tmp_path):
     with pytest.raises(LayoutError) as e:
         load_assessments([p], plan)
     assert "test_date" in e.value.message and e.value.hint
+
+
+def test_bad_headerless_file_does_not_echo_the_first_record(tmp_path):
+    p = tmp_path / "sds_roster.csv"
+    p.write_text(f"{SECRET_ID}1,Ana,Munoz,ana.munoz@x.org,3\n{SECRET_ID}2,Ben,Lee,ben@x.org,4\n")
+    with pytest.raises(InputFileError) as e:
+        read_table(p)
+    assert_user_error(e.value, p, row=1)
+    assert "Ana" not in e.value.message and "Munoz" not in str(e.value.to_dict())

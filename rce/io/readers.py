@@ -231,6 +231,14 @@ def _check_header(path: Path, header: list[str], delimiter: str) -> None:
             hint="The first row must hold the column names; delete any blank or title rows "
             "above it.",
         )
+    if _looks_like_data(header):
+        # Never echo these cells: in a file without a header row they are a student's record.
+        raise InputFileError(
+            "the first row looks like data (IDs or e-mail addresses), not column names",
+            where=f"{path}, row 1",
+            hint="Add a header row with the column names (some SIS exports omit it), or export "
+            "the report again with headers.",
+        )
     seen: dict[str, int] = {}
     dups: list[str] = []
     for h in header:
@@ -255,6 +263,14 @@ def _check_header(path: Path, header: list[str], delimiter: str) -> None:
                 where=f"{path}, row 1, column {inner[0]}",
                 hint="Give every column a name in the header row (or delete the empty column).",
             )
+
+
+_DATA_CELL = re.compile(r"^(\d{5,}(\.0)?|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+
+
+def _looks_like_data(header: list[str]) -> bool:
+    """True when header cells are student IDs (5+ digits) or e-mail addresses."""
+    return any(_DATA_CELL.match(h.strip()) for h in header)
 
 
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
