@@ -166,7 +166,7 @@ def assess_evidence(
         crit.append(Criterion(
             "statistically significant favourable effect", favourable,
             f"Estimate {fmt(impact.estimate, 2)} points (g {fmt(impact.hedges_g)}), p = "
-            f"{fmt(impact.p_value, 4)} (two-sided, α = {ALPHA:g}, cluster-robust).",
+            f"{fmt(impact.p_value, 4)} (two-sided, alpha = {ALPHA:g}, cluster-robust).",
         ))
         crit.append(Criterion(
             "no statistically significant unfavourable effect", not unfavourable,

@@ -1,6 +1,6 @@
 """Random assignment for a randomized pilot (``rce randomize``).
 
-Students or classes are assigned within blocks (default school × grade), and the draw is
+Students or classes are assigned within blocks (default school x grade), and the draw is
 repeated -- a bounded number of times, each attempt with a seed derived from the recorded seed --
 until baseline balance holds: every balance variable within the WWC "no adjustment needed" band
 (|g| ≤ 0.05, Hedges' g with the pooled SD) on the whole sample. For 0/1 indicators g is the
@@ -27,9 +27,9 @@ import pandas as pd
 
 from rce.config import Plan
 from rce.errors import DataError
+from rce.stats import effect_sizes as es
 from rce.stats._impact_common import fmt, json_safe
 from rce.stats.ols import design_matrix
-from rce.stats import effect_sizes as es
 from rce.stats.wwc import EQUIVALENCE_SATISFIED, equivalence_verdict
 
 UNITS = ("student", "class")
@@ -149,7 +149,7 @@ def _draw(units: pd.DataFrame, block_codes: np.ndarray, share: float,
         idx = np.flatnonzero(block_codes == b)
         want = share * len(idx)
         # Random rounding keeps the expected share exact across blocks with odd sizes.
-        k = int(math.floor(want)) + int(rng.random() < want - math.floor(want))
+        k = math.floor(want) + int(rng.random() < want - math.floor(want))
         chosen = rng.permutation(idx)[:k]
         assign[chosen] = 1.0
     return assign

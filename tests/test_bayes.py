@@ -31,7 +31,7 @@ def test_eight_schools_complete_pooling():
     assert p.mean == pytest.approx(7.686, abs=5e-4)
     assert p.sd**2 == pytest.approx(16.58, abs=5e-3)
     assert p.sd == pytest.approx(4.072, abs=5e-4)
-    # BDA3 prints the rounded mean ± 2 × the rounded sd: 7.7 ± 8.2 = [-0.5, 15.9]
+    # BDA3 prints the rounded mean ± 2 x the rounded sd: 7.7 ± 8.2 = [-0.5, 15.9]
     m, s = round(p.mean, 1), round(p.sd, 1)
     assert (m, s) == (7.7, 4.1)
     assert round(m - 2 * s, 1) == -0.5 and round(m + 2 * s, 1) == 15.9

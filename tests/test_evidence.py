@@ -11,11 +11,11 @@ import json
 from dataclasses import replace
 
 import pytest
+from impact_fixtures import district, pilot
 
 from rce.config import AnalysisConfig, Plan
 from rce.evidence import EvidenceContext, assess_evidence, suspect_warnings
 from rce.stats.impact import estimate_impact
-from impact_fixtures import district, pilot
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from impact_fixtures import district, pilot
 
 from rce.config import AnalysisConfig, Plan
 from rce.errors import DataError, PlanError
 from rce.stats.impact import adjusted_difference, choose_design, estimate_impact
 from rce.stats.matching import match
-
-from impact_fixtures import district, pilot
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "stat-reference-data"
 ABS = 0.005

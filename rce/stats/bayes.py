@@ -1,4 +1,4 @@
-"""Probability that a product helped: a closed-form normal–normal posterior.
+"""Probability that a product helped: a closed-form normal-normal posterior.
 
 The RCE Coach fits a Bayesian linear model in Stan and reports P(effect > meaningful) against a
 75% certainty threshold, with a three-region ("ROPE") view (``methods.md`` §1.7). With a normal
@@ -74,7 +74,7 @@ class Posterior:
     sd: float
     meaningful: float
     prob_positive: float
-    prob_worse: float  # P(effect < −meaningful)
+    prob_worse: float  # P(effect < -meaningful)
     prob_no_change: float  # P(|effect| ≤ meaningful)
     prob_better: float  # P(effect > meaningful)
     credible_level: float
@@ -116,7 +116,7 @@ def normal_posterior(
     meaningful: float = 0.0,
     credible_level: float = 0.95,
 ) -> Posterior:
-    """Normal–normal posterior for an effect given its estimate and standard error.
+    """Normal-normal posterior for an effect given its estimate and standard error.
 
     Parameters
     ----------
@@ -125,7 +125,7 @@ def normal_posterior(
     prior
         Defaults to :meth:`Prior.weakly_informative`.
     meaningful
-        Smallest effect that matters (≥ 0); defines the three regions below −c, within ±c and
+        Smallest effect that matters (≥ 0); defines the three regions below -c, within ±c and
         above c (with c = 0 the middle region is empty).
     credible_level
         Width of the central credible interval.
@@ -277,7 +277,7 @@ def effect_probabilities(
     Parameters are on the effect-size scale (SD units); pass the plan's
     ``decision.meaningful_effect``, ``pass_probability`` and ``fail_probability``.
     """
-    kw = dict(meaningful=meaningful, credible_level=credible_level)
+    kw = {"meaningful": meaningful, "credible_level": credible_level}
     main = normal_posterior(estimate, se, prior=Prior.weakly_informative(), **kw)
     sens = (
         normal_posterior(estimate, se, prior=Prior.flat(), **kw),
@@ -286,7 +286,7 @@ def effect_probabilities(
     decision = apply_decision(main, pass_probability=pass_probability,
                               fail_probability=fail_probability)
     notes = (
-        "Normal–normal posterior on the effect size, treating the standard error as known; "
+        "Normal-normal posterior on the effect size, treating the standard error as known; "
         "the probability inherits any bias of the design (selection on unobservables in a "
         "matched comparison).",
         f"Main prior: {main.prior.description}; sensitivity: flat and {sens[1].prior.description}.",

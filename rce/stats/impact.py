@@ -12,7 +12,7 @@ Designs (``methods.md`` §1.2, issue brief):
 Regression discontinuity (assignment by a cutoff on a baseline score) needs plan keys for the
 running variable and cutoff that the plan does not have yet; ``choose_design`` never selects it.
 
-Every impact carries n, the cluster-robust CI (Stata small-sample factor, t(G−1)), the model,
+Every impact carries n, the cluster-robust CI (Stata small-sample factor, t(G-1)), the model,
 WWC Hedges' g (ω; adjusted difference over the unadjusted pooled SD), the improvement index,
 baseline equivalence on the analytic sample, the MDES for the sample, and the Bayesian
 probabilities with the plan's decision rule.
@@ -822,7 +822,7 @@ def _finish(sample, plan, choice, outcome, baseline, fit, weights, eq, m, att, c
              + (", weighted by the matching weights" if weights is not None else "")
              + f"; {se_kind} standard errors")
     notes.append(
-        "Hedges' g = ω × adjusted difference / unadjusted pooled SD of the outcome (WWC); its "
+        "Hedges' g = ω x adjusted difference / unadjusted pooled SD of the outcome (WWC); its "
         "interval is the model's interval on the same scale."
     )
     if design == "matched":
@@ -985,7 +985,7 @@ def adjusted_difference(
     weights: str | None = None,
     level: float = 0.95,
 ) -> dict[str, float]:
-    """Regression-adjusted treatment–comparison difference with robust or clustered SEs.
+    """Regression-adjusted treatment-comparison difference with robust or clustered SEs.
 
     HC1 (Stata ``, robust``) without ``cluster``; Stata ``vce(cluster)`` with it.
 

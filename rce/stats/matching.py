@@ -13,7 +13,7 @@ balance tables exactly):
   outnumber non-users some users stay unmatched and are reported (the RCE Coach instead flipped
   the treatment flag, silently estimating the effect on non-users);
 - balance: MatchIt's standardized mean difference divides by the SD of the *treated group in the
-  unmatched sample* (also after matching; √(p(1−p)) for 0/1 variables); the WWC convention divides
+  unmatched sample* (also after matching; √(p(1-p)) for 0/1 variables); the WWC convention divides
   by the pooled within-group SD of the sample at hand with ω (Cox index for 0/1 variables);
   variance ratio = var_T / var_C (continuous variables only).
 
@@ -183,34 +183,27 @@ def nearest_neighbor(
         cd = d[ci]
         available = np.ones(len(ci), dtype=bool)
         active = np.ones(len(ti), dtype=bool)  # treated still taking matches this round
+        # With replacement a treated unit may share controls with others, never reuse its own.
+        own: list[np.ndarray] = [np.ones(len(ci), dtype=bool) for _ in range(len(ti))] \
+            if replace else []
         for rnd in range(1, ratio + 1):
-            used_by: dict[int, set[int]] = {}
             for a, i in enumerate(ti):
                 if not active[a]:
                     continue
                 gap = np.abs(cd - d[i])
-                mask = available if not replace else np.ones(len(ci), dtype=bool)
-                if replace:
-                    # With replacement a treated unit still cannot take the same control twice.
-                    taken = used_by.get(a, set()) | {p for p in _prior(pairs, labels[i])}
-                    if taken:
-                        mask = mask.copy()
-                        mask[[k for k in range(len(ci)) if labels[ci[k]] in taken]] = False
+                mask = own[a] if replace else available
                 if caliper is not None:
                     mask = mask & (gap <= caliper)
                 if not mask.any():
                     active[a] = False
                     continue
-                cand = np.where(mask, gap, np.inf)
-                k = int(np.argmin(cand))
+                k = int(np.argmin(np.where(mask, gap, np.inf)))
                 pairs.append((labels[i], labels[ci[k]], rnd, float(gap[k])))
-                if not replace:
+                if replace:
+                    own[a][k] = False
+                else:
                     available[k] = False
     return pd.DataFrame(pairs, columns=["treated", "control", "round", "abs_distance"])
-
-
-def _prior(pairs: list[tuple[Any, Any, int, float]], treated_label: Any) -> list[Any]:
-    return [c for t, c, _, _ in pairs if t == treated_label]
 
 
 def match_weights(pairs: pd.DataFrame) -> pd.Series:
@@ -276,7 +269,7 @@ def balance_table(
     DataFrame
         ``variable, binary, mean_treatment, mean_comparison, smd, smd_wwc, var_ratio,
         n_treatment, n_comparison`` where ``smd`` uses MatchIt's denominator (treated SD of the
-        unmatched sample; √(p(1−p)) for 0/1) and ``smd_wwc`` is the WWC effect size on this sample
+        unmatched sample; √(p(1-p)) for 0/1) and ``smd_wwc`` is the WWC effect size on this sample
         (Hedges' g with pooled SD and ω; Cox index for 0/1).
     """
     t = frame[treatment].to_numpy(dtype=float) == 1
@@ -309,7 +302,7 @@ def balance_table(
 
 
 def treated_sd(frame: pd.DataFrame, treatment: str, variables: Sequence[str]) -> dict[str, float]:
-    """MatchIt's SMD denominators: SD of each variable in the treated group (√(p(1−p)) for 0/1)."""
+    """MatchIt's SMD denominators: SD of each variable in the treated group (√(p(1-p)) for 0/1)."""
     t = frame[treatment].to_numpy(dtype=float) == 1
     out = {}
     for v in variables:

@@ -2,10 +2,10 @@
 package computes them (``methods.md`` §1.8; ``mathematica-mpr/MDES@a703493``).
 
 - Matched comparison (``MDES_MCG``):
-  MDES = (t_{1−α/2, N−2} + t_{power, N−2}) · √[(1 − R²_y) / ((1 − R²_T) · N · p(1 − p))].
+  MDES = (t_{1-alpha/2, N-2} + t_{power, N-2}) · √[(1 - R²_y) / ((1 - R²_T) · N · p(1 - p))].
 - Clustered (``MDES_CL``; with R²_T: ``MDES_MCG_CL``), g clusters of m students:
-  MDES = (t_{1−α/2, g−2} + t_{power, g−2}) ·
-         √{[1/(p(1−p)(1 − R²_T))] · [(1−ρ)(1−R²_W)/(g·m) + ρ(1−R²_B)/g]}.
+  MDES = (t_{1-alpha/2, g-2} + t_{power, g-2}) ·
+         √{[1/(p(1-p)(1 - R²_T))] · [(1-rho)(1-R²_W)/(g·m) + rho(1-R²_B)/g]}.
 
 R²_T (default 0.15 for matched designs, 0 for randomized) is the share of the treatment indicator's
 variance explained by the covariates -- the precision lost to matching. MDES is in SD units; times
@@ -80,8 +80,8 @@ class PowerResult:
         mde = "" if self.mde is None else f" (= {fmt(self.mde, 2)} outcome units)"
         return (
             f"{self.design} design, {size}: MDES {fmt(self.mdes)} SD{mde} at power "
-            f"{self.power:.0%}, two-sided alpha {self.alpha:g}, R²(outcome) {fmt(self.r2_outcome, 2)}, "
-            f"R²(treatment) {fmt(self.r2_treatment, 2)}."
+            f"{self.power:.0%}, two-sided alpha {self.alpha:g}, "
+            f"R²(outcome) {fmt(self.r2_outcome, 2)}, R²(treatment) {fmt(self.r2_treatment, 2)}."
         )
 
 
@@ -199,7 +199,7 @@ def _cluster_dims(n_students, n_clusters, cluster_size) -> tuple[float, float]:
 
 def _notes(design: str) -> tuple[str, ...]:
     notes = ["Formulas of the RCE Coach's MDES package (Mathematica); t critical values use "
-             "df = N − 2 (students) or g − 2 (clusters)."]
+             "df = N - 2 (students) or g - 2 (clusters)."]
     if design.endswith("matched"):
         notes.append("R²(treatment) is the share of treatment variance explained by covariates; "
                      "it inflates the MDES of a matched design.")
@@ -242,8 +242,9 @@ def required_sample_size(
     if clustered and (cluster_size is None or cluster_size < 1):
         raise DataError("clustered designs need the cluster size", where="power",
                         hint="e.g. cluster_size=25")
-    kw = dict(alpha=alpha, power=power, p_treated=p_treated, r2_outcome=r2_outcome,
-              r2_treatment=r2_treatment, icc=icc, r2_between=r2_between, sd_outcome=sd_outcome)
+    kw = {"alpha": alpha, "power": power, "p_treated": p_treated, "r2_outcome": r2_outcome,
+          "r2_treatment": r2_treatment, "icc": icc, "r2_between": r2_between,
+          "sd_outcome": sd_outcome}
 
     def at(size: float) -> float:
         if clustered:
@@ -339,7 +340,7 @@ def power_analysis(
                         where="rce power", hint="e.g. rce power --n 400")
     variants = (("randomized", "matched") if design == "individual"
                 else ("clustered", "clustered-matched"))
-    kw = dict(alpha=alpha, power=power, p_treated=treated_share, r2_outcome=r2)
+    kw = {"alpha": alpha, "power": power, "p_treated": treated_share, "r2_outcome": r2}
     rows = []
     if design == "individual":
         for v in variants:

@@ -9,7 +9,7 @@ emulates the arithmetic of a WWC review; it is never a WWC rating.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -175,7 +175,7 @@ def attrition(
 ) -> AttritionResult:
     """Overall and differential attrition (WWC) from randomized and analytic counts.
 
-    Overall = 1 − analytic n / randomized n; differential = |attrition_T − attrition_C|.
+    Overall = 1 - analytic n / randomized n; differential = |attrition_T - attrition_C|.
     """
     if min(n_randomized_treatment, n_randomized_control) <= 0:
         raise DataError(
@@ -248,9 +248,9 @@ def cluster_correction(
 ) -> ClusterCorrection:
     """Correct a t statistic computed as if students were independent (WWC eq. E.21).
 
-    t_a = t·√{[(N−2) − 2(n−1)ρ] / [(N−2)(1 + (n−1)ρ)]},
-    h = [(N−2) − 2(n−1)ρ]² / [(N−2)(1−ρ)² + n(N−2n)ρ² + 2(N−2n)ρ(1−ρ)],
-    p two-sided from t(h). ρ = 0 leaves t unchanged with h = N − 2.
+    t_a = t·√{[(N-2) - 2(n-1)rho] / [(N-2)(1 + (n-1)rho)]},
+    h = [(N-2) - 2(n-1)rho]² / [(N-2)(1-rho)² + n(N-2n)rho² + 2(N-2n)rho(1-rho)],
+    p two-sided from t(h). rho = 0 leaves t unchanged with h = N - 2.
 
     Parameters
     ----------
@@ -261,7 +261,7 @@ def cluster_correction(
     mean_cluster_size
         Average students per cluster n.
     icc
-        Intraclass correlation ρ (WWC default 0.20 for achievement, 0.10 otherwise).
+        Intraclass correlation rho (WWC default 0.20 for achievement, 0.10 otherwise).
     """
     N, n, rho = float(n_total), float(mean_cluster_size), float(icc)
     if not (0.0 <= rho <= 1.0):
@@ -330,7 +330,7 @@ class BaselineEquivalence:
 
     @property
     def must_adjust(self) -> tuple[str, ...]:
-        """Variables in the 0.05–0.25 band: they must be covariates in the impact model."""
+        """Variables in the 0.05-0.25 band: they must be covariates in the impact model."""
         return tuple(r.variable for r in self.rows if r.verdict == "adjust")
 
     @property
@@ -380,7 +380,7 @@ def baseline_equivalence(
     """WWC baseline equivalence on the analytic sample.
 
     Continuous variables use Hedges' g (pooled within-group SD, ω correction); 0/1 variables use
-    the Cox index ω·[logit(p_T) − logit(p_C)]/1.65 (``methods.md`` §3.1). Each is classified
+    the Cox index ω·[logit(p_T) - logit(p_C)]/1.65 (``methods.md`` §3.1). Each is classified
     into the ≤ 0.05 / ≤ 0.25 / > 0.25 bands.
 
     Parameters
@@ -417,7 +417,7 @@ def baseline_equivalence(
         notes.append("A Cox index is undefined when a group's proportion is 0 or 1.")
     notes.append(
         "Computed on the analytic sample: Hedges' g with the pooled within-group SD and "
-        "ω = 1 − 3/(4N − 9); Cox index for 0/1 variables (WWC)."
+        "ω = 1 - 3/(4N - 9); Cox index for 0/1 variables (WWC)."
     )
     n_t = int((t == 1).sum())
     n_c = int((t == 0).sum())
