@@ -1654,9 +1654,17 @@ def _assess(
             "the dose its effect depends on, so its effect cannot be judged yet."
         )
     if rec is None and right_size_applies():
-        rec = "right-size"
-        fired.append("right_size")
-        reasons.append(right_size_reason(", whatever its effect"))
+        if right_sized == 0:
+            rec = "sunset"
+            fired.append("no_habitual_users")
+            reasons.append(
+                f"Sunset: none of the {active} active users reached habitual use, so "
+                f"right-sizing to habitual users leaves no seats of the {seats} bought."
+            )
+        else:
+            rec = "right-size"
+            fired.append("right_size")
+            reasons.append(right_size_reason(", whatever its effect"))
     if rec is None:
         rec = "insufficient-evidence"
         fired.append("insufficient_evidence")
@@ -1676,6 +1684,16 @@ def _assess(
             )
             reasons.append(f"Overlap: {shown} also use {o['product']} for {p.subject}.")
 
+    if counts is not None:
+        of_seats = f" of {seats} seats" if seats else ""
+        shares = (
+            f" ({activated / seats:.0%} / {active / seats:.0%} / {habitual / seats:.0%})"
+            if seats
+            else ""
+        )
+        reasons.append(
+            f"Use: {activated} activated, {active} active, {habitual} habitual{of_seats}{shares}."
+        )
     if cost_habitual is not None:
         reasons.append(
             f"Cost: {_fmt_money(cost)} a year; {_fmt_money(cost_per_seat)} per seat, "
@@ -1696,8 +1714,11 @@ def _assess(
         savings = cost
     elif rec == "right-size" and seats is not None and right_sized is not None:
         seats_rec = right_sized
-        price = p.seat_price
-        savings = price * (seats - right_sized) if price is not None else Decimal(0)
+        if p.price_per_seat is not None:
+            savings = min(cost, p.price_per_seat * (seats - right_sized))
+        elif seats:
+            # Multiply before dividing so that cutting every seat saves exactly the annual cost.
+            savings = cost * (seats - right_sized) / Decimal(seats)
 
     clean_overlaps = tuple(
         {k: v for k, v in o.items() if not k.startswith("_")} for o in overlaps

@@ -718,3 +718,12 @@ def test_invariants(seats, activated, active_share, habitual_share, cost_cents, 
     if a.price_index is not None:
         assert a.price_index >= 1.0
     json.dumps(a.to_dict(), allow_nan=False)
+
+
+def test_no_habitual_users_and_too_many_seats_is_sunset():
+    # 20 of 100 seats active (below the 50% needed for improve-implementation), none habitual:
+    # right-sizing would leave 0 seats, so the recommendation is sunset, saving the whole cost.
+    a = one(product(annual_cost=Decimal("1.94")), frame(usage("Tool", activated=30, active=20,
+                                                              habitual=0)))
+    assert a.recommendation == "sunset" and "no_habitual_users" in a.rules_fired
+    assert a.projected_savings == Decimal("1.94")
