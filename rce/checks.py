@@ -263,6 +263,15 @@ def check_minutes(ctx: FileContext) -> None:
     """NOT_NUMERIC, MINUTES_NEGATIVE, MINUTES_IMPLAUSIBLE, MINUTES_OUTLIER (usage files)."""
     if ctx.layout.kind != "usage":
         return
+    for header, (_, _, measure) in ctx.layout.monthly_columns.items():
+        s = ctx.frame[header]
+        bad = s.notna() & to_number(s, ctx.table.delimiter).isna()
+        if bad.any():
+            ctx.add("error", "NOT_NUMERIC",
+                    f"the monthly {measure.replace('_', ' ')} is not a number in "
+                    f"{_rows_word(int(bad.sum()))}",
+                    hint="Leave the cell blank or 0 when there was no use.", column=header,
+                    mask=bad)
     num = _numeric_check(ctx, "minutes", "minutes")
     if num is None:
         return

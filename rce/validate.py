@@ -225,7 +225,8 @@ def _findings_by_check(findings: tuple[Finding, ...], path: str) -> dict[str, li
     for x in findings:
         if x.file == path:
             check = CHECK_OF_CODE.get(x.code, x.code.lower())
-            if x.code == "NOT_NUMERIC" and x.column and "minute" in x.message:
+            if x.code == "NOT_NUMERIC" and "score" not in x.message and \
+                    "percentile" not in x.message:
                 check = "minutes"
             out.setdefault(check, []).append(x)
     return out

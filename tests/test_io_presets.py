@@ -28,6 +28,7 @@ EXPECTED = {
     "clever_daily_participation_students.csv": ("clever_daily_participation", "usage", "daily",
                                                 ""),
     "dreambox_usage_weekly.csv": ("dreambox_weekly", "usage", "weekly", ""),
+    "clever_resource_usage_students.csv": ("clever_resource_usage", "usage", "daily", ""),
     "lexia_core5_activity.csv": ("lexia_activity", "usage", "event", ""),
     "google_classroom_events.csv": ("google_classroom_events", "usage", "event", ""),
     "vendorX_usage_export.csv": ("monthly_summary", "usage", "monthly", ""),

@@ -227,3 +227,14 @@ def test_cli_unreadable_file_exits_2_without_traceback(tmp_path, content):
     assert res.exit_code == 2
     assert "Traceback" not in res.output
     assert "bad.csv" in res.output
+
+
+def test_monthly_columns_must_be_numbers(tmp_path):
+    p = write(tmp_path, "vx.csv", "Student ID,School,September 2024 Activities,"
+              "October 2024 Activities\n1,Oak,3,4\n2,Oak,three,1\n")
+    rep = validate_files([p])
+    f = next(x for x in rep.findings if x.code == "NOT_NUMERIC")
+    assert f.column == "September 2024 Activities" and f.rows == (3,)
+    root = ET.fromstring(rep.to_junit().encode("utf-8"))
+    failed = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
+    assert failed == ["minutes"]
