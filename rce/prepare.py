@@ -6,8 +6,9 @@ Steps (each counted in the join report):
    then the optional crosswalk on e-mail or name + birth date);
 2. keep the study's subject and academic year;
 3. per student pick the baseline test (the vendor's baseline flag within the baseline window,
-   else the earliest test in that window, else the flagged or earliest test) and the outcome test (the most-recent flag within the
-   outcome window, else the latest test in that window); students with a single test are counted;
+   else the earliest test in that window, else the flagged or earliest test) and the outcome
+   test (the most-recent flag within the outcome window, else the latest test in that window);
+   students with a single test are counted;
 4. attach demographics and school as of the baseline test (mid-year transfers get the school of
    the enrollment that contains the baseline date; an RFEP status that starts after the baseline
    counts as EL at baseline).
@@ -17,7 +18,7 @@ Usage is joined later by ``rce.dosage``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from rce.canonical import ANALYSIS_COLUMNS
 from rce.config import Plan
 from rce.errors import DataError
 from rce.io.load import LoadedTable
-from rce.io.normalize import normalize_student_id, resolve_ids
+from rce.io.normalize import resolve_ids
 
 #: Columns this module fills (dosage adds the rest of ANALYSIS_COLUMNS).
 PREPARE_COLUMNS = ANALYSIS_COLUMNS[: ANALYSIS_COLUMNS.index("pct_typical_growth") + 1]
@@ -62,7 +63,6 @@ class AnalysisFrame:
     notes: tuple[str, ...] = ()
     warnings: tuple[tuple[str, str], ...] = ()
     gate_failed: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """The analysis frame (a copy)."""
@@ -357,8 +357,3 @@ def build_analysis_frame(roster: LoadedTable, assessments: LoadedTable, plan: Pl
         **counts,
     }
     return AnalysisFrame(frame, join, tuple(notes), tuple(warnings), gate_failed)
-
-
-def roster_ids(roster: LoadedTable) -> pd.Series:
-    """Distinct normalised roster IDs (for coverage checks)."""
-    return normalize_student_id(roster.frame["student_id"]).dropna().drop_duplicates()

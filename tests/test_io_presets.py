@@ -1,4 +1,5 @@
-"""Layout detection: every preset on a small fixture, every header alias of data-formats.md §1.3."""
+"""Layout detection: every preset on a small fixture; every header alias of data-formats.md
+§1.3."""
 
 from __future__ import annotations
 

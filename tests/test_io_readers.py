@@ -156,7 +156,7 @@ def test_sniff_detects_cp1252_late_in_file(tmp_path):
     assert sniff(p).encoding == "cp1252"
 
 
-# --- malformed inputs: one test each ---------------------------------------------------------------
+# --- malformed inputs: one test each --------------------------------------------------------------
 
 
 def test_bad_empty_file(tmp_path):

@@ -73,7 +73,7 @@ class Layout:
     description: str = ""
 
 
-# --- alias tables ----------------------------------------------------------------------------------
+# --- alias tables ---------------------------------------------------------------------------------
 
 ID_ALIASES = (
     "student id", "student number", "sis id", "student sis id", "studentid", "student no",
@@ -212,7 +212,7 @@ def _subject_from_header(h: _Header, hint: str = "") -> str:
     return ""
 
 
-# --- preset detectors ------------------------------------------------------------------------------
+# --- preset detectors -----------------------------------------------------------------------------
 # Each detector returns a Layout or None; they are tried from most to least specific.
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rce.errors import InputFileError, LayoutError
+from rce.errors import InputFileError
 
 #: Delimiters tried when sniffing, in order of preference on ties.
 DELIMITERS = (",", "\t", ";", "|")
@@ -569,15 +569,3 @@ def _full_encoding(path: Path) -> str:
     except UnicodeDecodeError:
         return "cp1252"
     return "utf-8"
-
-
-def require_columns(table: RawTable, needed: dict[str, str]) -> None:
-    """Raise :class:`LayoutError` when a header in ``needed`` (meaning -> header) is absent."""
-    missing = [(m, h) for m, h in needed.items() if h not in table.frame.columns]
-    if missing:
-        meaning, header = missing[0]
-        raise LayoutError(
-            f"required column {header!r} ({meaning}) is missing",
-            where=f"{table.path}, row 1",
-            hint=f"Columns found: {', '.join(table.columns[:20])}.",
-        )
