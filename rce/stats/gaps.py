@@ -37,7 +37,7 @@ from scipy import stats
 from rce.config import Plan
 from rce.errors import DataError
 from rce.privacy import suppress_cells
-from rce.stats.effect_sizes import hedges_g, welch_from_summary
+from rce.stats.effect_sizes import hedges_g_from_summary, welch_from_summary
 from rce.stats.multiplicity import bh_adjust
 from rce.stats.ols import _json_number, design_matrix, fit_ols
 from rce.stats.shrinkage import eb_shrink
@@ -53,6 +53,10 @@ _VALUE_COLS = (
     "adjusted_gap", "adjusted_ci_low", "adjusted_ci_high", "adjusted_p_value",
     "pooled_mean", "pooled_estimate",
 )
+
+#: Dimensions with more groups than this (e.g. hundreds of schools) get descriptive gaps only:
+#: a regression with one indicator per group would not fit in memory on large data.
+_MAX_REGRESSION_GROUPS = 30
 
 LIMIT_SENTENCE = (
     "Gaps describe groups of students; they do not show that the product changed any gap, "
@@ -247,7 +251,8 @@ def compute_gaps(
     values["gain"] = values["outcome"] - values["baseline"]
     window_of = {"baseline": plan.outcomes.baseline_window,
                  "outcome": plan.outcomes.outcome_window, "gain": None}
-    clusters = data[cluster_var] if cluster_var in data.columns else None
+    clusters = ((cluster_var, pd.factorize(data[cluster_var])[0])
+                if cluster_var in data.columns else None)
     if clusters is None:
         notes.append(f"No {cluster_var} column: regression standard errors are HC1, not "
                      "clustered.")
@@ -276,13 +281,21 @@ def compute_gaps(
             ref = sorted(top)[0]
         references[dim] = ref
         groups = sorted(counts.index, key=lambda g: (g != ref, -counts[g], g))
-        group_arr = labels.to_numpy()
-        gmask = {g: present & (group_arr == g) for g in groups}
-        dim_rows = _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_col,
-                                   clusters, level, window_of, outcome)
+        # One integer code per student (position in ``groups``; -1 = not recorded), so every
+        # statistic below is a bincount pass rather than one boolean mask per group.
+        raw, uniques = pd.factorize(labels.where(present))
+        position = {g: j for j, g in enumerate(groups)}
+        mapping = np.array([position[u] for u in uniques], dtype=np.int64)
+        codes = np.where(raw >= 0, mapping[np.maximum(raw, 0)], -1) if len(mapping) else raw
+        regress = len(groups) <= _MAX_REGRESSION_GROUPS
+        if not regress:
+            notes.append(f"{dim} has {len(groups)} groups: the baseline-adjusted gaps and the use "
+                         "x group interaction are not estimated for it.")
+        dim_rows = _dimension_rows(dim, ref, groups, codes, masks, values, data, base_col,
+                                   out_col, clusters, level, window_of, outcome, regress)
         all_rows.extend(dim_rows)
-        inter_rows.extend(_interactions(dim, ref, groups, gmask, masks, values, data, base_col,
-                                        out_col, clusters, level, dim_rows))
+        inter_rows.extend(_interactions(dim, ref, groups, codes, masks, data, base_col,
+                                        out_col, clusters, level, dim_rows, regress))
     rows = pd.DataFrame(all_rows)
     if rows.empty:
         raise DataError("no subgroup dimension has any recorded value", where="gaps",
@@ -323,38 +336,51 @@ def compute_gaps(
     )
 
 
-def _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_col, clusters,
-                    level, window_of, outcome) -> list[dict[str, Any]]:
+def _group_stats(codes: np.ndarray, v: np.ndarray, sel: np.ndarray, G: int):
+    """n, mean and sample SD of ``v`` per group code among the selected rows (two passes)."""
+    c = codes[sel]
+    x = v[sel]
+    n = np.bincount(c, minlength=G).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(c, weights=x, minlength=G) / n
+        ss = np.bincount(c, weights=(x - mean[c]) ** 2, minlength=G)
+        sd = np.sqrt(ss / (n - 1))
+    sd[n < 2] = np.nan
+    return n.astype(int), mean, sd
+
+
+def _dimension_rows(dim, ref, groups, codes, masks, values, data, base_col, out_col, clusters,
+                    level, window_of, outcome, regress) -> list[dict[str, Any]]:
     rows = []
+    G = len(groups)
+    ref_j = groups.index(ref)
     for pop, pmask in masks.items():
-        ref_mask = gmask[ref] & pmask
-        # Baseline-adjusted spring gaps: one regression per population.
-        adj = _adjusted_gaps(dim, ref, gmask, pmask, data, base_col, out_col, clusters, level)
+        sel = pmask & (codes >= 0)
+        # Baseline-adjusted outcome gaps: one regression per population.
+        adj = (_adjusted_gaps(dim, ref, groups, codes, pmask, data, base_col, out_col, clusters,
+                              level) if regress else {})
         for measure in MEASURES:
-            v = values[measure]
-            rv = v[ref_mask]
-            for g in groups:
-                m = gmask[g] & pmask
-                x = v[m]
-                n = len(x)
+            n_g, mean_g, sd_g = _group_stats(codes, values[measure], sel, G)
+            for j, g in enumerate(groups):
+                n = int(n_g[j])
                 row = {
                     "dimension": dim, "group": g, "reference": ref, "population": pop,
                     "users_only": pop == "users", "window": window_of[measure],
                     "measure": measure, "outcome": outcome, "is_reference": g == ref,
                     "n": n,
-                    "mean": float(x.mean()) if n else float("nan"),
-                    "sd": float(x.std(ddof=1)) if n > 1 else float("nan"),
+                    "mean": float(mean_g[j]) if n else float("nan"),
+                    "sd": float(sd_g[j]),
                 }
                 if g == ref:
                     row.update(gap=float("nan"), se=float("nan"), ci_low=float("nan"),
                                ci_high=float("nan"), p_value=float("nan"),
                                hedges_g=float("nan"))
                 else:
-                    w = welch_from_summary(row["mean"], row["sd"] ** 2, n,
-                                           float(rv.mean()) if len(rv) else float("nan"),
-                                           float(rv.var(ddof=1)) if len(rv) > 1 else float("nan"),
-                                           len(rv), level)
-                    hg = hedges_g(x, rv)
+                    nr = int(n_g[ref_j])
+                    mr = float(mean_g[ref_j]) if nr else float("nan")
+                    sr = float(sd_g[ref_j])
+                    w = welch_from_summary(row["mean"], row["sd"] ** 2, n, mr, sr**2, nr, level)
+                    hg = hedges_g_from_summary(row["mean"], mr, row["sd"], sr, n, nr)
                     row.update(gap=w.diff, se=w.se, ci_low=w.ci_low, ci_high=w.ci_high,
                                p_value=w.p_value, hedges_g=hg.g)
                 a = adj.get(g) if measure == "outcome" else None
@@ -369,18 +395,22 @@ def _dimension_rows(dim, ref, groups, gmask, masks, values, data, base_col, out_
 
 
 def _fit(y, X, names, clusters, mask, level, dim):
-    """Clustered by school unless the dimension is the cluster itself (then HC1)."""
-    if clusters is not None and dim != clusters.name:
-        cl = clusters.to_numpy()[mask]
-        if len(pd.unique(cl)) >= 2:
+    """Clustered by school unless the dimension is the cluster itself (then HC1).
+
+    ``clusters`` is (name, integer codes) so that no string column is re-hashed per fit.
+    """
+    if clusters is not None and dim != clusters[0]:
+        cl = clusters[1][mask]
+        if len(np.unique(cl)) >= 2:
             return fit_ols(y, X, names=names, cluster=cl, vcov="cluster", level=level)
     return fit_ols(y, X, names=names, vcov="HC1", level=level)
 
 
-def _adjusted_gaps(dim, ref, gmask, pmask, data, base_col, out_col, clusters, level):
-    groups = [g for g in gmask if g != ref and (gmask[g] & pmask).sum() >= 2]
-    m = pmask & np.logical_or.reduce([gmask[g] for g in gmask])
-    if not groups or (gmask[ref] & pmask).sum() < 2 or m.sum() < len(groups) + 3:
+def _adjusted_gaps(dim, ref, all_groups, codes, pmask, data, base_col, out_col, clusters, level):
+    m = pmask & (codes >= 0)
+    counts = np.bincount(codes[m], minlength=len(all_groups))
+    groups = [g for j, g in enumerate(all_groups) if g != ref and counts[j] >= 2]
+    if not groups or counts[all_groups.index(ref)] < 2 or m.sum() < len(groups) + 3:
         return {}
     sub = data.loc[m, [base_col, out_col, dim]]
     X, names = design_matrix(sub, numeric=(base_col,), categorical=(dim,),
@@ -398,16 +428,16 @@ def _adjusted_gaps(dim, ref, gmask, pmask, data, base_col, out_col, clusters, le
     return out
 
 
-def _interactions(dim, ref, groups, gmask, masks, values, data, base_col, out_col, clusters,
-                  level, dim_rows) -> list[dict[str, Any]]:
+def _interactions(dim, ref, groups, codes, masks, data, base_col, out_col, clusters,
+                  level, dim_rows, regress) -> list[dict[str, Any]]:
     if "users" not in masks:
         return []
     users, non = masks["users"], masks["non_users"]
     known = users | non
-    m = known & np.logical_or.reduce([gmask[g] for g in groups])
+    m = known & (codes >= 0)
     others = [g for g in groups if g != ref]
     fit = None
-    if others and m.sum() > 2 * len(groups) + 3:
+    if regress and others and m.sum() > 2 * len(groups) + 3:
         sub = data.loc[m, [base_col, out_col, dim]].assign(user=users[m].astype(float))
         X, names = design_matrix(sub, numeric=(base_col, "user"), categorical=(dim,),
                                  reference={dim: ref})

@@ -38,6 +38,9 @@ from rce.errors import DataError
 
 VCOV_KINDS = ("classical", "HC1", "cluster")
 
+#: Up to this many columns X'X is built from matrix-vector products (see _crossprod).
+_GEMV_MAX_K = 40
+
 #: Relative tolerance on pivots of the scaled cross-product below which a column is collinear.
 _COLLINEAR_TOL = 1e-9
 
@@ -532,6 +535,9 @@ def _crossprod(X: np.ndarray) -> np.ndarray:
     0.3 s for these memory-bound GEMV passes.
     """
     k = X.shape[1]
+    if k > _GEMV_MAX_K:
+        # Wide designs (many indicators): the k/2 passes over X cost more than a level-3 call.
+        return np.asarray(X.T @ np.ascontiguousarray(X))
     out = np.empty((k, k))
     for j in range(k):
         # Upper triangle only: X[:, j:] is a contiguous view, so the passes shrink as j grows.
