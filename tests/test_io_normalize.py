@@ -45,7 +45,7 @@ ids = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(ids, min_size=1, max_size=20))
 def test_student_id_idempotent(values):
     once = nz.normalize_student_id(pd.Series(values, dtype="str"))
@@ -201,7 +201,7 @@ vocab_values = st.sampled_from(
 )
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(vocab_values, min_size=1, max_size=15))
 def test_vocabulary_normalisers_idempotent(values):
     s = pd.Series(values, dtype="str")
