@@ -227,3 +227,12 @@ def test_to_dict_validates_against_results_schema(result):
 
     schema = json.loads(resources.files("rce").joinpath("data/results.schema.json").read_text())
     jsonschema.validate([result.to_dict()], schema["properties"]["dose_response"])
+
+
+def test_suppressed_bins_serialize_as_null():
+    frame = make_district(n=400, seed=12)
+    r = fit_dose_response(frame, plan=Plan(), bootstrap=False)
+    d = json.loads(json.dumps(r.to_dict()))
+    hidden = [b for b in d["bins"] if b["suppressed"]]
+    assert hidden, "the 400-student district has months with fewer than 10 students"
+    assert all(b["n"] is None and b["mean"] is None and b["ci_low"] is None for b in hidden)

@@ -46,7 +46,7 @@ _COLLINEAR_TOL = 1e-9
 
 
 def _json_number(value: Any) -> Any:
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, (np.integer,)):
         return int(value)
