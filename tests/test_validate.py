@@ -238,3 +238,19 @@ def test_monthly_columns_must_be_numbers(tmp_path):
     root = ET.fromstring(rep.to_junit().encode("utf-8"))
     failed = [c.get("name") for c in root.iter("testcase") if c.find("failure") is not None]
     assert failed == ["minutes"]
+
+
+def test_xlsx_and_parquet_files(tmp_path):
+    import pandas as pd
+
+    from rce.io import read_table
+
+    roster = read_table(FIX / "roster.csv").frame
+    roster.to_excel(tmp_path / "roster.xlsx", index=False)
+    pd.DataFrame({"Student ID": ["4512", "4513", "77"], "Date": ["2024-09-03"] * 3,
+                  "Minutes": [20.0, 25.0, 30.0]}).to_parquet(tmp_path / "log.parquet")
+    rep = validate_files([tmp_path / "roster.xlsx", tmp_path / "log.parquet"])
+    assert [(f.layout, f.format) for f in rep.files] == [("roster", "xlsx"),
+                                                         ("session_log", "parquet")]
+    m = next(f for f in rep.findings if f.code == "ID_MATCH_RATE")
+    assert m.count == 1 and m.rows == (4,)
