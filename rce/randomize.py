@@ -217,8 +217,10 @@ def randomize(
     if len(frame) < len(students):
         notes.append(f"{len(students) - len(frame)} repeated roster rows (same student) were "
                      "assigned once.")
-    block_key = (frame[list(block)].astype("string").fillna("unknown").agg(" | ".join, axis=1)
-                 if block else pd.Series("all", index=frame.index))
+    block_key = pd.Series("all", index=frame.index, dtype="string")
+    for i, col in enumerate(block):
+        part = frame[col].astype("string").fillna("unknown")
+        block_key = part if i == 0 else block_key + " | " + part
     unit_col = None
     if unit == "class":
         unit_col = _unit_column(frame)

@@ -519,7 +519,9 @@ def match(
     cal_abs = None if caliper is None else float(caliper * dist.std(ddof=1))
     strata = None
     if exact:
-        strata = data[list(exact)].astype(str).agg("|".join, axis=1)
+        strata = data[exact[0]].astype(str)
+        for col in exact[1:]:  # vectorized concatenation (row-wise join is slow)
+            strata = strata + "|" + data[col].astype(str)
     pairs = nearest_neighbor(dist, data[treatment] == 1, order=model.score, strata=strata,
                              caliper=cal_abs, ratio=ratio, replace=replace)
     weights = match_weights(pairs)
