@@ -350,3 +350,15 @@ def test_sample_district_no_effect_products_do_not_pass(sierra_vista, label):
         p = replace(plan, analysis=replace(plan.analysis, treatment=treatment))
         r = estimate_impact(frames[product], plan=p)
         assert r.decision != "pass", (product, treatment)
+
+
+@pytest.mark.parametrize("kind", ["bool", "text", "number"])
+def test_fidelity_treatment_accepts_flag_spellings(kind):
+    f = district(0.0, n=600, seed=5)
+    flag = f["met_fidelity"]
+    if kind == "text":
+        f["met_fidelity"] = flag.map({True: "Yes", False: "No"})
+    elif kind == "number":
+        f["met_fidelity"] = flag.astype(float)
+    c = choose_design(f, replace(Plan(), analysis=AnalysisConfig(treatment="fidelity")))
+    assert c.n_treatment == int(flag.sum())

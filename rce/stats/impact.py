@@ -118,12 +118,21 @@ def _treatment_groups(frame: pd.DataFrame, plan: Plan) -> pd.Series:
                 where="analysis frame",
                 hint="Use analysis.treatment = 'habitual' or provide fidelity data.",
             )
-        mf = frame["met_fidelity"]
-        fid = mf.astype("boolean") if not pd.api.types.is_bool_dtype(mf) else mf
-        treated = fid.fillna(False).astype(bool) & ~nonuser
+        treated = _flag(frame["met_fidelity"]).fillna(False).astype(bool) & ~nonuser
     out = pd.Series(pd.NA, index=frame.index, dtype="string")
     out = out.mask(treated, "treatment").mask(nonuser, "comparison")
     return out
+
+
+def _flag(s: pd.Series) -> pd.Series:
+    """A yes/no column as nullable booleans (bool, 0/1 numbers or true/false/yes/no text)."""
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype("boolean")
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return (s == 1).astype("boolean").where(s.notna())
+    words = {"true": True, "yes": True, "y": True, "1": True, "false": False, "no": False,
+             "n": False, "0": False}
+    return s.astype("string").str.strip().str.lower().map(words).astype("boolean")
 
 
 def _assignment(frame: pd.DataFrame, column: str) -> pd.Series:
