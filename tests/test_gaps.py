@@ -253,3 +253,19 @@ def test_rows_validate_against_results_schema(result):
     item = schema["properties"]["gaps"]["items"]
     for row in result.to_dict()["rows"]:
         jsonschema.validate(row, item)
+
+
+def test_diff_in_gain_gaps_interval_is_welch_satterthwaite(frame, result):
+    from scipy import stats
+
+    it = result.interactions.set_index(["dimension", "group"]).loc[("el_status", "EL")]
+    gain = frame["outcome_percentile"] - frame["baseline_percentile"]
+    users = frame["usage_level"] != "none"
+    cells = [gain[u & (frame["el_status"] == g)] for u in (users, ~users) for g in ("EL", "EO")]
+    v = [c.var(ddof=1) / len(c) for c in cells]
+    df = sum(v) ** 2 / sum(vi**2 / (len(c) - 1) for vi, c in zip(v, cells, strict=True))
+    diff = (cells[0].mean() - cells[1].mean()) - (cells[2].mean() - cells[3].mean())
+    half = stats.t.ppf(0.975, df) * np.sqrt(sum(v))
+    assert it["diff_in_gain_gaps"] == pytest.approx(diff)
+    assert it["diff_ci_low"] == pytest.approx(diff - half)
+    assert it["diff_ci_high"] == pytest.approx(diff + half)

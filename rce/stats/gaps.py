@@ -459,12 +459,17 @@ def _interactions(dim, ref, groups, codes, masks, data, base_col, out_col, clust
     for g in others:
         gu = lookup.get((g, "users", "gain"))
         gn = lookup.get((g, "non_users", "gain"))
+        ru = lookup.get((ref, "users", "gain"))
+        rn = lookup.get((ref, "non_users", "gain"))
         row = {"dimension": dim, "group": g, "reference": ref}
-        if gu and gn and math.isfinite(gu["se"]) and math.isfinite(gn["se"]):
+        cells = [c for c in (gu, gn, ru, rn) if c is not None]
+        if len(cells) == 4 and all(c["n"] >= 2 and math.isfinite(c["sd"]) for c in cells):
             diff = gu["gap"] - gn["gap"]
-            se = math.sqrt(gu["se"] ** 2 + gn["se"] ** 2)
-            # Conservative df: the smaller of the two Welch dfs is not stored, so use n-based.
-            df = max(min(gu["n"], gn["n"]) - 1, 1)
+            # Four independent group means: Welch-Satterthwaite degrees of freedom.
+            v = [c["sd"] ** 2 / c["n"] for c in cells]
+            se = math.sqrt(sum(v))
+            den = sum(vi**2 / (c["n"] - 1) for vi, c in zip(v, cells, strict=True))
+            df = sum(v) ** 2 / den if den > 0 else float("nan")
             crit = float(stats.t.ppf(0.5 + level / 2, df))
             row.update(gain_gap_users=gu["gap"], gain_gap_non_users=gn["gap"],
                        diff_in_gain_gaps=diff, diff_se=se, diff_ci_low=diff - crit * se,
