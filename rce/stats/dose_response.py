@@ -565,7 +565,9 @@ def sensitivity(
     if not frame_by_threshold:
         raise DataError("no dosage definitions to compare", where="sensitivity",
                         hint="Pass at least one labelled analysis frame.")
+    # Only the slope is compared across definitions: skip the bootstrap and the plateau refits.
     kwargs.setdefault("bootstrap", False)
+    kwargs.setdefault("plateau", False)
     results = {label: fit_dose_response(f, plan=plan, outcome=outcome, dose=dose, label=label,
                                         **kwargs)
                for label, f in frame_by_threshold.items()}
