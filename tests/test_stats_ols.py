@@ -302,3 +302,16 @@ def test_wild_cluster_bootstrap_enumerates_and_detects():
     # The observed t equals the CR1 t of fit_ols on the same model.
     f = fit_ols(df["y"], X, names=names, cluster=df["school"], absorb=df["school"])
     assert res["t_observed"] == pytest.approx(f.t["x"], rel=1e-8)
+
+
+def test_two_way_covariance_made_positive_semidefinite():
+    # Tiny two-way design whose V1 + V2 - V12 has a negative eigenvalue (found by search).
+    rng = np.random.default_rng(0)
+    n = 40
+    g1, g2 = rng.integers(0, 3, n), rng.integers(0, 3, n)
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.normal(size=n)])
+    y = rng.normal(size=n)
+    f = fit_ols(y, X, names=["c", "a", "b"], cluster=g1, cluster2=g2)
+    assert any("eigenvalues" in note for note in f.notes)
+    assert np.linalg.eigvalsh(f.vcov_matrix.to_numpy()).min() >= -1e-12
+    assert np.isfinite(f.se).all()

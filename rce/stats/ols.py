@@ -714,10 +714,14 @@ def fit_ols(
             V = V + vc(prep.c2, prep.g2) - vc(inter, len(uniq))
             n_clusters = min(prep.g1, prep.g2)
             kind = "cluster2"
-            if np.any(np.diag(V) < 0):
+            eigval, eigvec = np.linalg.eigh((V + V.T) / 2)
+            if np.any(eigval < 0):
+                # Cameron, Gelbach & Miller (2011) §2.3: zero the negative eigenvalues so the
+                # covariance is positive semi-definite.
+                V = (eigvec * np.clip(eigval, 0, None)) @ eigvec.T
                 notes.append(
-                    "The two-way cluster covariance has a negative variance on its diagonal; "
-                    "those standard errors are not available."
+                    "The two-way cluster covariance was not positive semi-definite; its negative "
+                    "eigenvalues were set to 0 (Cameron, Gelbach & Miller 2011)."
                 )
         df = float(n_clusters - 1)
         if n_clusters < 20:
