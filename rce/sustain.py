@@ -1922,6 +1922,37 @@ def compute_sustain(
 # --- end to end -------------------------------------------------------------------------------
 
 
+def _analyse_inline(p: Product, plan: Plan, resolve: Any) -> Evidence:
+    """Run ``rce analyze`` in memory for a product whose entry lists score files.
+
+    The plan's roster, outcome, dosage and decision settings are used; the product's own usage
+    files and scores replace the plan's inputs, and the product is the treatment.
+    """
+    from rce.config import UsageInput, plan_lock_status
+    from rce.pipeline import run_analysis
+
+    if not p.usage:
+        raise DataError(
+            "scores are listed but no usage file, so the product's use cannot be analysed",
+            where=f"{p.where}, column usage",
+            hint="Add the product's usage export, or point evidence at a results.json.",
+        )
+    inputs = replace(
+        plan.inputs,
+        scores=tuple(resolve(s) for s in p.scores),
+        usage=tuple(
+            UsageInput(path=resolve(u), product=p.product, layout=p.layout, subject=p.subject)
+            for u in p.usage
+        ),
+    )
+    study = replace(plan.study, product=p.product)
+    run = run_analysis(
+        replace(plan, study=study, inputs=inputs), lock=plan_lock_status(plan.source)
+    )
+    ev = evidence_from_results(run.results, source=f"inline analysis ({p.where})")
+    return replace(ev, product=p.product)
+
+
 class SustainRun(NamedTuple):
     """What :func:`run_sustain_report` returns (unpacks as ``result, files, json_text``)."""
 
@@ -2011,6 +2042,10 @@ def run_sustain_report(
         if p.evidence:
             ev = load_evidence(resolve(p.evidence))
             evidence[p.product.casefold()] = replace(ev, product=p.product)
+
+    for p in products:
+        if p.scores and p.product.casefold() not in evidence:
+            evidence[p.product.casefold()] = _analyse_inline(p, plan, resolve)
 
     with_usage = [p for p in products if p.usage]
     if with_usage:
