@@ -54,7 +54,7 @@ def _stderr() -> Any:
 def _stdout() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, markup=False)
 
 
 @contextmanager
@@ -444,15 +444,13 @@ def _progress_printer() -> Any:
 
 
 def _print_analysis_summary(outcome: Any) -> None:
-    from rich.markup import escape
-
     console = _stdout()
-    console.print(f"[bold]{escape(outcome.title)}[/]")
+    console.print(outcome.title, style="bold")
     for sentence in outcome.summary_sentences:
-        console.print(f"• {escape(sentence)}")
+        console.print(f"• {sentence}")
     for warning in outcome.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    console.print(f"Report written to {escape(str(outcome.out_dir))}")
+        console.print(f"warning: {warning}", style="yellow")
+    console.print(f"Report written to {outcome.out_dir}")
 
 
 def main() -> None:

@@ -142,6 +142,12 @@ class AnalysisConfig:
     match_with_replacement: bool = False
     #: Column holding a randomized assignment (0/1); its presence selects the randomized design.
     assignment_column: str = ""
+    #: Regression discontinuity: the column of the running variable (e.g. baseline_scale_score)
+    #: and the cutoff by which students were assigned; empty means no cutoff assignment.
+    rd_running_variable: str = ""
+    rd_cutoff: float | None = None
+    #: "below": students under the cutoff got the product; "above": at or over it.
+    rd_treated_side: str = "below"
     seed: int = 20250601
     confidence_level: float = 0.95
 
@@ -455,6 +461,16 @@ def check_plan(plan: Plan) -> None:
             'one of "habitual", "any-use", "fidelity"',
         ),
         (plan.analysis.caliper > 0, "analysis.caliper", "greater than 0"),
+        (
+            plan.analysis.rd_treated_side in ("below", "above"),
+            "analysis.rd_treated_side",
+            'one of "below", "above"',
+        ),
+        (
+            not plan.analysis.rd_running_variable or plan.analysis.rd_cutoff is not None,
+            "analysis.rd_cutoff",
+            "set when rd_running_variable is set",
+        ),
         (plan.analysis.match_ratio >= 1, "analysis.match_ratio", "at least 1"),
         (0 < plan.analysis.confidence_level < 1, "analysis.confidence_level", "between 0 and 1"),
         (0 <= plan.join.min_match_rate <= 1, "join.min_match_rate", "between 0 and 1"),
