@@ -143,6 +143,8 @@ def test_renderers_handle_no_evidence_no_usage(tmp_path: Path):
     r = compute_sustain([p], frame([]), plan=Plan(), as_of=date(2025, 2, 1))
     html = render_sustain_html(r)
     assert "No product has habitual users" in html
+    assert "there is no effect-against-cost chart" in html
+    assert html.count("<svg") == 1  # only the funnel (seats); no empty charts
     md = render_sustain_markdown(r)
     assert "Insufficient evidence" in md
     sustain_workbook_bytes(r)

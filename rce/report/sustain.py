@@ -320,7 +320,7 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
                 else "No product has habitual users to divide the cost by."
             ),
             "alt": alt,
-            "svg": charts.bar_chart(
+            "svg": "" if not shown else charts.bar_chart(
                 names,
                 cost,
                 title="Annual cost per habitual student",
@@ -351,25 +351,37 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
            f"{pt['ci_high']:+.2f})")
         for pt in points
     )
-    figures.append(
-        {
-            "title": "Effect against cost per habitual student",
-            "takeaway": (
-                f"{len(with_effect)} of {len(points)} products have a local effect estimate; "
-                "products without one are listed under the chart."
-            ),
-            "alt": alt,
-            "svg": charts.scatter_chart(
-                points,
-                title="Effect against cost per habitual student",
-                alt=alt,
-                xlabel="annual cost per habitual student ($)",
-                ylabel="effect (outcome units, CI)",
-                x_format="${:,.0f}",
-                y_format="{:+.1f}",
-            ),
-        }
-    )
+    if not with_effect:
+        figures.append(
+            {
+                "title": "Effect against cost per habitual student",
+                "takeaway": "No product has both a local effect estimate and habitual users, so "
+                "there is no effect-against-cost chart; it appears once a results.json from "
+                "`rce analyze` is available for a product.",
+                "alt": alt,
+                "svg": "",
+            }
+        )
+    else:
+        figures.append(
+            {
+                "title": "Effect against cost per habitual student",
+                "takeaway": (
+                    f"{len(with_effect)} of {len(points)} products have a local effect estimate; "
+                    "products without one are listed under the chart."
+                ),
+                "alt": alt,
+                "svg": charts.scatter_chart(
+                    points,
+                    title="Effect against cost per habitual student",
+                    alt=alt,
+                    xlabel="annual cost per habitual student ($)",
+                    ylabel="effect (outcome units, CI)",
+                    x_format="${:,.0f}",
+                    y_format="{:+.1f}",
+                ),
+            }
+        )
 
     cats: list[str] = []
     vals: list[Any] = []
@@ -381,7 +393,8 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
             ("active", "students_active"),
             ("habitual", "students_habitual"),
         ):
-            cats.append(f"{p['product']}: {level}")
+            # Level first: chart labels are cut at 40 characters and the level must stay visible.
+            cats.append(f"{level}: {p['product']}")
             vals.append(p[key])
             cols.append(_LEVEL_COLOURS[level])
     alt = "; ".join(
