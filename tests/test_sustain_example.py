@@ -94,3 +94,20 @@ def test_outputs_written(run):
     assert "Funding cliff" in book.sheetnames
     html = run.files[0].read_text(encoding="utf-8")
     assert html.count("<svg") == 3
+
+
+def test_cli_sustain_report(district: Path, tmp_path: Path, runner):
+    from rce.cli import app
+
+    out = tmp_path / "cli-out"
+    result = runner.invoke(app, ["sustain-report", "--config", str(district / "rce.toml"),
+                                 "--out", str(out), "--as-of", "2025-02-01", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["schema_version"] == "1" and len(data["products"]) == 3
+    assert sorted(p.name for p in out.iterdir()) == ["sustain.html", "sustain.json", "sustain.md",
+                                                    "sustain.xlsx"]
+    bad = runner.invoke(app, ["sustain-report", "--products", str(tmp_path / "nope.toml"),
+                              "--out", str(out)])
+    assert bad.exit_code == 2
+    assert "products file not found" in bad.stderr
