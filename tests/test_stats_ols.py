@@ -315,3 +315,18 @@ def test_two_way_covariance_made_positive_semidefinite():
     assert any("eigenvalues" in note for note in f.notes)
     assert np.linalg.eigvalsh(f.vcov_matrix.to_numpy()).min() >= -1e-12
     assert np.isfinite(f.se).all()
+
+
+def test_demeaned_input_matches_absorb():
+    df = _panel()
+    X, names = design_matrix(df, numeric=["x", "z"], intercept=False)
+    fa = fit_ols(df["y"], X, names=names, cluster=df["school"], absorb=df["school"])
+    g = df["school"]
+    Xd = X - df[["x", "z"]].groupby(g).transform("mean").to_numpy()
+    yd = (df["y"] - df["y"].groupby(g).transform("mean")).to_numpy()
+    fd = fit_ols(yd, Xd, names=names, cluster=g, absorb=g, demeaned=True)
+    np.testing.assert_allclose(fd.coef, fa.coef, rtol=1e-10)
+    np.testing.assert_allclose(fd.se, fa.se, rtol=1e-10)
+    assert fd.n_absorbed == fa.n_absorbed and fd.df_resid == fa.df_resid
+    with pytest.raises(DataError):
+        fit_ols(np.r_[yd[:-1], np.nan], Xd, names=names, cluster=g, absorb=g, demeaned=True)

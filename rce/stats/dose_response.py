@@ -38,6 +38,7 @@ from rce.privacy import suppress_cells
 from rce.stats.ols import (
     MissingReport,
     OlsFit,
+    _demean,
     _json_number,
     design_matrix,
     fit_ols,
@@ -366,7 +367,31 @@ def fit_dose_response(
     # Integer codes once: every auxiliary fit below reuses them instead of re-hashing strings.
     cl = pd.factorize(data[cluster_var])[0]
     school = pd.factorize(data["school"])[0]
-    fit = fit_ols(y, X, names=names, cluster=cl, vcov="cluster", level=level, absorb=school)
+    # Sweep the school effects out once: the main fit and every refit below (linearity, plateau)
+    # share these rows, so their extra columns are demeaned and appended in a preallocated
+    # column-major block instead of re-copying and re-demeaning the whole design each time.
+    months = np.rint(d).astype(int)
+    levels = np.unique(months)
+    n_school = int(school.max()) + 1
+    k0 = X.shape[1] - 1  # without the intercept, which the school effects absorb
+    q_max = max(len(levels) - 2, 2, 1)
+    W = np.empty((n_used, k0 + q_max), order="F")
+    W[:, :k0] = X[:, 1:]
+    _demean(school, W[:, :k0], n_school)
+    yd = y - (np.bincount(school, weights=y, minlength=n_school)
+              / np.bincount(school, minlength=n_school))[school]
+    base_names = names[1:]
+
+    def refit(extra: Sequence[np.ndarray], extra_names: Sequence[str]) -> OlsFit:
+        q = len(extra)
+        for j, col in enumerate(extra):
+            W[:, k0 + j] = col
+        if q:
+            _demean(school, W[:, k0:k0 + q], n_school)
+        return fit_ols(yd, W[:, :k0 + q], names=[*base_names, *extra_names], cluster=cl,
+                       vcov="cluster", level=level, absorb=school, demeaned=True)
+
+    fit = refit([], [])
     if dose not in fit.coef.index:
         raise DataError(
             "months of use cannot be separated from the other variables (collinear)",
@@ -383,19 +408,15 @@ def fit_dose_response(
     notes.extend(fit.notes)
 
     # Linearity: categorical months and a cubic polynomial, each against the line.
-    months = np.rint(d).astype(int)
-    levels = np.unique(months)
     linearity: dict[str, Any] = {}
     if len(levels) >= 3:
         extra = [(months == m).astype(float) for m in levels[2:]]
         extra_names = [f"months=={m}" for m in levels[2:]]
-        fc = fit_ols(y, np.column_stack([X, *extra]), names=[*names, *extra_names], cluster=cl,
-                     vcov="cluster", level=level, absorb=school)
+        fc = refit(extra, extra_names)
         linearity["categorical"] = {"test": "categorical months vs linear",
                                     **fc.wald_test([t for t in extra_names if t in fc.coef.index])}
         dc = d - d.mean()
-        fp = fit_ols(y, np.column_stack([X, dc**2, dc**3]), names=[*names, "dose^2", "dose^3"],
-                     cluster=cl, vcov="cluster", level=level, absorb=school)
+        fp = refit([dc**2, dc**3], ["dose^2", "dose^3"])
         kept = [t for t in ("dose^2", "dose^3") if t in fp.coef.index]
         linearity["polynomial"] = {"test": "cubic polynomial vs linear", **fp.wald_test(kept)}
         primary = "categorical" if linearity["categorical"]["available"] else "polynomial"
@@ -413,7 +434,7 @@ def fit_dose_response(
 
     plateau_info: dict[str, Any] = {"detected": False}
     if plateau and len(levels) >= 4:
-        plateau_info = _plateau(y, X, names, d, dose, cl, school, levels, level, min_n)
+        plateau_info = _plateau(refit, d, dose, levels, level, min_n)
         if plateau_info.get("detected"):
             notes.append(
                 f"The slope flattens after about {plateau_info['knot']} months; the knot was "
@@ -469,7 +490,7 @@ def fit_dose_response(
     )
 
 
-def _plateau(y, X, names, d, dose, cl, school, levels, level, min_n) -> dict[str, Any]:
+def _plateau(refit, d, dose, levels, level, min_n) -> dict[str, Any]:
     """Best single hinge (by residual sum of squares) and the slopes on each side."""
     best = None
     for knot in levels[1:-1]:
@@ -477,9 +498,7 @@ def _plateau(y, X, names, d, dose, cl, school, levels, level, min_n) -> dict[str
         below = int((d <= knot).sum())
         if above < min_n or below < min_n:
             continue
-        hinge = np.maximum(d - knot, 0.0)
-        f = fit_ols(y, np.column_stack([X, hinge]), names=[*names, "hinge"], cluster=cl,
-                    vcov="cluster", level=level, absorb=school)
+        f = refit([np.maximum(d - knot, 0.0)], ["hinge"])
         if "hinge" not in f.coef.index:
             continue
         if best is None or f.r2 > best[1].r2:

@@ -584,6 +584,7 @@ def fit_ols(
     level: float = 0.95,
     absorb: Any = None,
     overwrite_X: bool = False,
+    demeaned: bool = False,
 ) -> OlsFit:
     """Least squares with classical, HC1, one-way or two-way cluster-robust standard errors.
 
@@ -609,6 +610,10 @@ def fit_ols(
     overwrite_X
         Allow the within transformation to work in place on ``X`` and ``y`` (saves a copy of
         the design on large data; the caller must not reuse them).
+    demeaned
+        ``X`` and ``y`` were already within-transformed by ``absorb`` (e.g. once for several
+        fits sharing the same rows); ``absorb`` is then used only for the degrees of freedom.
+        Rows must be complete: a row dropped here would have been part of the group means.
 
     Returns
     -------
@@ -630,11 +635,17 @@ def fit_ols(
         raise DataError(f"confidence level {level} is not between 0 and 1", where="model")
     names = list(names)
     prep = _prepare(y, X, names, cluster if vcov == "cluster" else None,
-                    cluster2 if vcov == "cluster" else None, absorb, overwrite_X)
+                    cluster2 if vcov == "cluster" else None, absorb, overwrite_X or demeaned)
     yv, Xv = prep.y, prep.X
     names = prep.names
     n = len(yv)
-    if prep.fe is not None:
+    if demeaned and prep.n_dropped:
+        raise DataError(
+            f"{prep.n_dropped} rows have missing values but the data were already demeaned",
+            where="model",
+            hint="Drop incomplete rows before the within transformation.",
+        )
+    if prep.fe is not None and not demeaned:
         _demean(prep.fe, Xv, prep.n_fe)
         _demean(prep.fe, yv[:, None], prep.n_fe)
     if not Xv.flags.f_contiguous:
