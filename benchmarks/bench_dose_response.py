@@ -45,7 +45,7 @@ def make_frame(n: int, n_schools: int = 200, seed: int = 1) -> pd.DataFrame:
         frame[col] = np.asarray(levels, dtype=object)[rng.choice(len(levels), n, p=p / p.sum())]
     frame.update({"baseline_percentile": base, "outcome_percentile": y,
                   "habitual_months": months})
-    return pd.DataFrame(frame).astype({c: "str" for c in ["school", "grade", *cats]})
+    return pd.DataFrame(frame).astype(dict.fromkeys(["school", "grade", *cats], "str"))
 
 
 def main() -> None:

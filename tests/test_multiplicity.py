@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from scipy import stats
 
 from rce.stats.multiplicity import bh_adjust, bh_reject, holm_adjust

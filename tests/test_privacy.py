@@ -1,4 +1,4 @@
-"""Small-cell suppression and top/bottom coding (data-formats.md §4; validation.md §2 STAR cells)."""
+"""Small-cell suppression and top/bottom coding (data-formats.md §4; validation.md §2)."""
 
 from __future__ import annotations
 

@@ -187,7 +187,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _dimensions(plan: Plan, frame: pd.DataFrame) -> list[str]:
-    dims = [d for d in plan.subgroups.dimensions]
+    dims = list(plan.subgroups.dimensions)
     if plan.subgroups.include_grade_and_school:
         dims += ["grade", "school"]
     return [d for d in dict.fromkeys(dims) if d in frame.columns]
@@ -317,7 +317,8 @@ def compute_gaps(
                 inter.loc[sel, "interaction_p_value"].to_numpy(dtype=float))
     notes.append("Gaps are group mean minus reference-group mean; intervals are Welch intervals; "
                  "p_adjusted is Benjamini-Hochberg within each dimension.")
-    notes.append("pooled_mean / pooled_estimate are empirical-Bayes (REML) partially pooled values: "
+    notes.append("pooled_mean / pooled_estimate are empirical-Bayes (REML) partially pooled "
+                 "values: "
                  "small groups are pulled toward the average of all groups.")
     if "grade" in dims and outcome == "scale_score":
         notes.append("Scale scores rise with grade, so grade gaps in scale score mostly show the "

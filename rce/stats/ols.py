@@ -843,7 +843,7 @@ def wild_cluster_bootstrap(
     for g in range(G):
         rows = c == g
         XgXg[g] = Xv[rows].T @ Xv[rows]
-    if 6**G <= reps:
+    if reps >= 6**G:
         grids = np.meshgrid(*([np.arange(6)] * G), indexing="ij")
         W = _WEBB[np.stack([gr.ravel() for gr in grids], axis=1)]
         enumerated = True
