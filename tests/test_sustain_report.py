@@ -16,8 +16,8 @@ from rce.report.sustain import (
     render_sustain_html,
     render_sustain_markdown,
     sustain_to_json,
-    sustain_workbook_bytes,
     write_sustain_report,
+    write_sustain_workbook,
 )
 from rce.sustain import Evidence, Product, compute_sustain
 
@@ -97,8 +97,7 @@ def test_json_round_trips_to_dict(result):
 
 
 def test_xlsx_sheets_numbers_and_inert_text(result, tmp_path: Path):
-    path = tmp_path / "sustain.xlsx"
-    path.write_bytes(sustain_workbook_bytes(result))
+    path = write_sustain_workbook(result, tmp_path / "sustain.xlsx")
     book = openpyxl.load_workbook(path)
     assert book.sheetnames == list(SHEETS)
     rec = book["Recommendations"]
@@ -107,19 +106,22 @@ def test_xlsx_sheets_numbers_and_inert_text(result, tmp_path: Path):
     names = [rec.cell(row=r, column=1) for r in range(2, 5)]
     for cell in names:
         assert cell.data_type == "s"
-        assert not str(cell.value).startswith(("=", "+", "-", "@"))
-    assert names[0].value == "'" + HOSTILE_FORMULA
+    assert names[0].value == "'" + HOSTILE_FORMULA  # shown as text, never run
     cost = rec.cell(row=2, column=3)
     assert cost.data_type == "n" and cost.value == 36000
     assert cost.number_format == "$#,##0.00"
     util = book["Utilization and cost"]
-    assert util.cell(row=4, column=15).value == pytest.approx(316.67)  # 28,500 / 90 habitual
-    assert util.cell(row=2, column=8).data_type == "n"
-    cliff = book["Funding cliff"]
-    assert cliff.cell(row=1, column=1).value == "Product"
-    funding = [c.value for c in book["Recommendations"]["A"]]
-    assert all(not str(v).startswith("=") for v in funding if v)
-    # No cell anywhere holds a formula.
+    head = [c.value for c in util[1]]
+    per_habitual = util.cell(row=4, column=head.index("Per habitual") + 1)
+    assert per_habitual.data_type == "n" and per_habitual.value == pytest.approx(316.67)
+    share = util.cell(row=2, column=head.index("Habitual/seats") + 1)
+    assert share.data_type == "n" and share.number_format == "0.0%"
+    assert share.value == pytest.approx(1000 / 1200)
+    renewal = util.cell(row=2, column=head.index("Renewal date") + 1)
+    assert renewal.is_date and renewal.value.date() == date(2025, 6, 30)
+    totals = book["Totals"]
+    assert totals.cell(row=5, column=2).value == pytest.approx(45089.25)
+    # No cell anywhere holds a formula or starts like one.
     for sheet in book.worksheets:
         for row in sheet.iter_rows():
             for cell in row:
@@ -147,7 +149,7 @@ def test_renderers_handle_no_evidence_no_usage(tmp_path: Path):
     assert html.count("<svg") == 1  # only the funnel (seats); no empty charts
     md = render_sustain_markdown(r)
     assert "Insufficient evidence" in md
-    sustain_workbook_bytes(r)
+    write_sustain_workbook(r, tmp_path / "solo.xlsx")
 
 
 def _results_json(product: str, p_meaningful: float, window: str = "spring") -> str:

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 
 from rce import __version__
-from rce.fileio import atomic_write_bytes, atomic_write_text
+from rce.fileio import atomic_write_text
 from rce.report import charts
-from rce.report.escape import escape_markdown, neutralize_cell, plain_text
+from rce.report.escape import escape_markdown, neutralize_frame, plain_text
+from rce.report.xlsx import write_workbook
 
 if TYPE_CHECKING:
     from rce.sustain import SustainResult
@@ -29,13 +30,14 @@ __all__ = [
     "render_sustain_html",
     "render_sustain_markdown",
     "sustain_to_json",
-    "sustain_workbook_bytes",
     "write_sustain_report",
+    "write_sustain_workbook",
 ]
 
 #: Worksheets of sustain.xlsx, one per view.
 SHEETS = (
-    "Summary",
+    "README",
+    "Totals",
     "Recommendations",
     "Utilization and cost",
     "Evidence",
@@ -43,7 +45,6 @@ SHEETS = (
     "Cliff by month",
     "Overlap",
     "Rules",
-    "Definitions",
 )
 
 _REC_LABEL = {
@@ -476,56 +477,77 @@ def sustain_to_json(result: SustainResult | Mapping[str, Any]) -> str:
     return json.dumps(body, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
-def _sheet_rows(data: Mapping[str, Any]) -> dict[str, tuple[list[str], list[list[Any]], dict]]:
-    """Per sheet: header, rows of raw values (numbers stay numbers) and column formats."""
+#: Excel number formats by column title (the same title means the same kind of number).
+_MONEY_COLUMNS = (
+    "Dollars", "Annual cost", "Projected savings", "Per seat", "Per activated", "Per active",
+    "Per habitual", "Per habitual student per 0.1 SD", "Upper (CI)", "Per percentile point",
+    "Ongoing cost if followed", "Ongoing if followed", "Cumulative cost", "Cumulative ongoing",
+    "Price per seat",
+)
+_PCT_COLUMNS = (
+    "Activated/seats", "Active/seats", "Habitual/seats", "P(effect > 0)", "P(meaningful)",
+    "Share of its active users",
+)
+NUMBER_FORMATS: dict[str, str] = {
+    **dict.fromkeys(_MONEY_COLUMNS, "$#,##0.00"),
+    **dict.fromkeys(_PCT_COLUMNS, "0.0%"),
+    **dict.fromkeys(("Price index", "Effect", "CI low", "CI high"), "0.00"),
+    "Hedges g": "0.000",
+}
+
+
+def _date(value: Any) -> Any:
+    from datetime import date
+
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _sheets(data: Mapping[str, Any]) -> dict[str, Any]:
+    """One DataFrame per view; numbers stay numbers, money is already rounded to the cent."""
+    import pandas as pd
+
     products = list(data["products"])
-    money, pct, ratio = "money", "pct", "ratio"
     totals = data["totals"]
-    out: dict[str, tuple[list[str], list[list[Any]], dict]] = {}
-    out["Summary"] = (
-        ["Item", "Value"],
+    frames: dict[str, pd.DataFrame] = {}
+    frames["Totals"] = pd.DataFrame(
         [
-            ["Report", "rce sustain-report"],
-            ["As of", data["as_of"]],
-            ["Spring outcome data expected by", data.get("outcome_data_expected")],
-            ["Products", len(products)],
             ["Total annual cost", totals["annual_cost"]],
             ["Paid from one-time funds", totals["one_time_funded_cost"]],
+            [
+                "One-time-funded cost still needed if recommendations are followed",
+                totals.get("one_time_funded_ongoing_cost_if_recommendations_followed"),
+            ],
             ["Projected savings if recommendations are followed", totals["projected_savings"]],
-            *(
-                [f"Products: {_REC_LABEL[rec].lower()}", n]
-                for rec, n in totals.get("by_recommendation", {}).items()
-            ),
-            *(["Note", n] for n in data.get("notes", [])),
         ],
-        {},
+        columns=["Item", "Dollars"],
     )
-    out["Recommendations"] = (
-        ["Product", "Recommendation", "Annual cost", "Seats bought", "Seats recommended",
-         "Projected savings", "Flags", "Reasons"],
+    frames["Recommendations"] = pd.DataFrame(
         [
             [p["product"], p["recommendation"], p["annual_cost"], p["seats_purchased"],
              p["seats_recommended"], p["projected_savings"], ", ".join(p.get("flags", [])),
              " ".join(p["reasons"])]
             for p in products
         ],
-        {2: money, 5: money},
+        columns=["Product", "Recommendation", "Annual cost", "Seats bought", "Seats recommended",
+                 "Projected savings", "Flags", "Reasons"],
     )
-    out["Utilization and cost"] = (
-        ["Product", "Subject", "Seats", "Activated", "Active", "Habitual", "Fidelity",
-         "Activated/seats", "Active/seats", "Habitual/seats", "Annual cost", "Per seat",
-         "Per activated", "Per active", "Per habitual", "Price index", "Right-sized seats"],
+    frames["Utilization and cost"] = pd.DataFrame(
         [
-            [p["product"], p["subject"], p["seats_purchased"], p["students_activated"],
-             p["students_active"], p["students_habitual"], p.get("students_fidelity"),
-             p["utilization_activated"], p["utilization_active"], p["utilization_habitual"],
-             p["annual_cost"], p["cost_per_seat"], p["cost_per_activated_user"],
+            [p["product"], p["subject"], p["funding_source"], _date(p["renewal_date"]),
+             p["seats_purchased"], p["students_activated"], p["students_active"],
+             p["students_habitual"], p.get("students_fidelity"), p["utilization_activated"],
+             p["utilization_active"], p["utilization_habitual"], p["annual_cost"],
+             p.get("price_per_seat"), p["cost_per_seat"], p["cost_per_activated_user"],
              p["cost_per_active_user"], p["cost_per_habitual_user"], p["price_index"],
-             p["right_sized_seats"]]
+             p["right_sized_seats"], p.get("privacy_agreement"),
+             _date(p.get("privacy_agreement_expires")), p.get("approval_status")]
             for p in products
         ],
-        {7: pct, 8: pct, 9: pct, 10: money, 11: money, 12: money, 13: money, 14: money,
-         15: ratio},
+        columns=["Product", "Subject", "Funding source", "Renewal date", "Seats", "Activated",
+                 "Active", "Habitual", "Fidelity", "Activated/seats", "Active/seats",
+                 "Habitual/seats", "Annual cost", "Price per seat", "Per seat", "Per activated",
+                 "Per active", "Per habitual", "Price index", "Right-sized seats",
+                 "Privacy agreement", "Agreement expires", "Approval status"],
     )
     ev_rows = []
     for p in products:
@@ -538,117 +560,76 @@ def _sheet_rows(data: Mapping[str, Any]) -> dict[str, tuple[list[str], list[list
              p["cost_per_habitual_user_per_tenth_sd_upper"],
              p["cost_per_habitual_user_per_percentile_point"]]
         )
-    out["Evidence"] = (
-        ["Product", "Design", "Effect", "CI low", "CI high", "Hedges g", "P(effect > 0)",
-         "P(meaningful)", "Verdict", "ESSA tier", "Outcome window", "Interim",
-         "Per habitual student per 0.1 SD", "Upper (CI)", "Per percentile point"],
+    frames["Evidence"] = pd.DataFrame(
         ev_rows,
-        {2: ratio, 3: ratio, 4: ratio, 5: "g", 6: pct, 7: pct, 12: money, 13: money, 14: money},
+        columns=["Product", "Design", "Effect", "CI low", "CI high", "Hedges g", "P(effect > 0)",
+                 "P(meaningful)", "Verdict", "ESSA tier", "Outcome window", "Interim",
+                 "Per habitual student per 0.1 SD", "Upper (CI)", "Per percentile point"],
     )
     cliff = data["funding_cliff"]
-    out["Funding cliff"] = (
-        ["Product", "Funding source", "ESSER round", "Renewal date", "One-time fund ends",
-         "Annual cost", "Recommendation", "Ongoing cost if followed"],
+    frames["Funding cliff"] = pd.DataFrame(
         [
-            [r["product"], r["funding_source"], r["esser_round"], r["renewal_date"],
-             r["one_time_fund_ends"], r["annual_cost"], r["recommendation"],
+            [r["product"], r["funding_source"], r["esser_round"], _date(r["renewal_date"]),
+             _date(r["one_time_fund_ends"]), r["annual_cost"], r["recommendation"],
              r["ongoing_cost_if_recommendation_followed"]]
             for r in cliff["rows"]
         ],
-        {5: money, 7: money},
+        columns=["Product", "Funding source", "ESSER round", "Renewal date",
+                 "One-time fund ends", "Annual cost", "Recommendation",
+                 "Ongoing cost if followed"],
     )
-    out["Cliff by month"] = (
-        ["Renewal month", "Products", "Annual cost", "Ongoing if followed", "Cumulative cost",
-         "Cumulative ongoing"],
+    frames["Cliff by month"] = pd.DataFrame(
         [
             [m["renewal_month"], m["products"], m["annual_cost"],
              m["ongoing_cost_if_recommendations_followed"], m["cumulative_annual_cost"],
              m["cumulative_ongoing_cost"]]
             for m in cliff["by_month"]
         ],
-        {2: money, 3: money, 4: money, 5: money},
+        columns=["Renewal month", "Products", "Annual cost", "Ongoing if followed",
+                 "Cumulative cost", "Cumulative ongoing"],
     )
-    out["Overlap"] = (
-        ["Product", "Also used", "Subject", "Students in both", "Share of its active users",
-         "Suppressed"],
+    frames["Overlap"] = pd.DataFrame(
         [
             [p["product"], o["product"], o["subject"], o["students_both"], o["share_of_active"],
              o["suppressed"]]
             for p in products
             for o in p.get("overlaps", [])
         ],
-        {4: pct},
+        columns=["Product", "Also used", "Subject", "Students in both",
+                 "Share of its active users", "Suppressed"],
     )
     rules = [[k, v if isinstance(v, int | float) and not isinstance(v, bool) else _rule_value(v)]
              for k, v in data["rules"].items()]
     rules += [[f"plan.decision.{k}", v] for k, v in data.get("decision_rule", {}).items()]
-    out["Rules"] = (["Rule", "Value"], rules, {})
-    out["Definitions"] = (
-        ["Term", "Definition"],
-        [[k, v] for k, v in data["definitions"].items()],
-        {},
-    )
-    return out
+    frames["Rules"] = pd.DataFrame(rules, columns=["Rule", "Value"])
+    # Text from the products file is neutralised here as well as by the writer's settings, so
+    # the cells stay inert when the sheet is exported to CSV and opened again.
+    return {name: neutralize_frame(frame) for name, frame in frames.items()}
 
 
-def sustain_workbook_bytes(result: SustainResult | Mapping[str, Any]) -> bytes:
-    """sustain.xlsx as bytes: one sheet per view, numbers as numbers, no formulas from text.
+def _readme(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        ("Report", "rce sustain-report: keep, scale, right-size or drop, per product"),
+        ("As of", str(data["as_of"])),
+        ("Spring outcome data expected by", str(data.get("outcome_data_expected"))),
+        ("Money", "Dollars per year, rounded half-up to the cent."),
+    ]
+    rows += [(f"Definition: {k}", v) for k, v in data["definitions"].items()]
+    rows += [("Note", n) for n in data.get("notes", [])]
+    return rows
 
-    Text cells go through :func:`rce.report.escape.neutralize_cell` and the workbook is written
-    with ``strings_to_formulas=False``, so a product named ``=cmd|...`` is stored as inert text.
+
+def write_sustain_workbook(result: SustainResult | Mapping[str, Any], path: Path | str) -> Path:
+    """Write sustain.xlsx: a README sheet, then one sheet per view (:data:`SHEETS`).
+
+    Numbers are written as numbers with money, percent and ratio formats; text from the products
+    file is neutralised (:func:`rce.report.escape.neutralize_frame`) and the workbook never turns
+    text into formulas, so a product named ``=cmd|...`` stays inert.
     """
-    import io
-
-    import xlsxwriter
-
     data = _data(result)
-    buf = io.BytesIO()
-    book = xlsxwriter.Workbook(
-        buf,
-        {
-            "in_memory": True,
-            "strings_to_formulas": False,
-            "strings_to_numbers": False,
-            "strings_to_urls": False,
-        },
+    return write_workbook(
+        path, _sheets(data), readme=_readme(data), number_formats=NUMBER_FORMATS
     )
-    # A fixed creation date keeps the file identical for identical inputs.
-    from datetime import datetime
-
-    book.set_properties({"title": "rce sustain report", "created": datetime(2000, 1, 1)})
-    bold = book.add_format({"bold": True, "bg_color": "#DDEBF7", "text_wrap": True})
-    formats = {
-        "money": book.add_format({"num_format": "$#,##0.00"}),
-        "pct": book.add_format({"num_format": "0.0%"}),
-        "ratio": book.add_format({"num_format": "0.00"}),
-        "g": book.add_format({"num_format": "0.000"}),
-    }
-    wrap = book.add_format({"text_wrap": True, "valign": "top"})
-    for name, (header, rows, col_formats) in _sheet_rows(data).items():
-        sheet = book.add_worksheet(name)
-        for c, title in enumerate(header):
-            sheet.write_string(0, c, title, bold)
-        for r, row in enumerate(rows, start=1):
-            for c, value in enumerate(row):
-                fmt = formats.get(col_formats.get(c, ""))
-                if value is None:
-                    sheet.write_blank(r, c, None, fmt)
-                elif isinstance(value, bool):
-                    sheet.write_boolean(r, c, value)
-                elif isinstance(value, int | float):
-                    sheet.write_number(r, c, value, fmt)
-                else:
-                    sheet.write_string(r, c, str(neutralize_cell(plain_text(value))))
-        widths = [max([len(h)] + [len(str(row[c])) for row in rows if row[c] is not None])
-                  for c, h in enumerate(header)]
-        for c, width in enumerate(widths):
-            long_text = width > 60
-            sheet.set_column(c, c, min(max(10, width + 2), 80), wrap if long_text else None)
-        sheet.freeze_panes(1, 0)
-        if rows:
-            sheet.autofilter(0, 0, len(rows), len(header) - 1)
-    book.close()
-    return buf.getvalue()
 
 
 def write_sustain_report(
@@ -672,7 +653,6 @@ def write_sustain_report(
     for name, text in files.items():
         atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
-    atomic_write_bytes(out_dir / "sustain.xlsx", sustain_workbook_bytes(data))
-    written.append(out_dir / "sustain.xlsx")
+    written.append(write_sustain_workbook(data, out_dir / "sustain.xlsx"))
     return written
 
