@@ -890,16 +890,22 @@ def evidence_from_results(results: Mapping[str, Any], *, source: str = "") -> Ev
                 _num(per_month.get("ci_high")),
             )
     n_t = impact.get("n_treatment")
+    p_meaningful = _num(impact.get("probability_meaningful"))
+    regions = impact.get("regions")
+    if p_meaningful is None and isinstance(regions, Mapping):
+        # P(meaningfully better) of the three-region view is the same quantity.
+        p_meaningful = _num(regions.get("better"))
+    tier_text = None if tier in (None, "") else re.sub(r"(?i)^\s*tier\s*", "", str(tier))
     return Evidence(
         product=product,
         estimate=_num(impact.get("estimate")),
         ci_low=_num(impact.get("ci_low")),
         ci_high=_num(impact.get("ci_high")),
         probability_positive=_num(impact.get("probability_positive")),
-        probability_meaningful=_num(impact.get("probability_meaningful")),
+        probability_meaningful=p_meaningful,
         hedges_g=_num(impact.get("hedges_g")),
         improvement_index=_num(impact.get("improvement_index")),
-        evidence_tier=None if tier in (None, "") else str(tier),
+        evidence_tier=tier_text or None,
         design=str(impact.get("design") or ""),
         n_treatment=(
             int(n_t) if isinstance(n_t, int | float) and not isinstance(n_t, bool) else None

@@ -727,3 +727,11 @@ def test_no_habitual_users_and_too_many_seats_is_sunset():
                                                               habitual=0)))
     assert a.recommendation == "sunset" and "no_habitual_users" in a.rules_fired
     assert a.projected_savings == Decimal("1.94")
+
+
+def test_evidence_regions_fallback_and_tier_text():
+    res = results_dict(probability_meaningful=None, regions={"worse": 0.05, "no_change": 0.15,
+                                                             "better": 0.8})
+    res["evidence"]["essa_tier"] = "Tier 3"
+    ev = evidence_from_results(res)
+    assert ev.probability_meaningful == 0.8 and ev.evidence_tier == "3"
