@@ -1,0 +1,361 @@
+"""The results dict (what ``results.json`` holds): assembling, serialising, checking.
+
+The renderers (HTML, Markdown, tables, workbook) take this dict and nothing else, so nothing
+downstream of it can leak a student: it holds counts, means and model estimates only, and small
+cells are already suppressed (``suppressed: true`` with null statistics).
+
+Serialisation is deterministic: sorted keys, NaN and infinities become ``null``,
+``allow_nan=False``, and ``generated_at`` is null unless ``SOURCE_DATE_EPOCH`` is set -- the run
+time belongs in ``manifest.json`` -- so the same inputs and plan give a byte-identical file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rce.errors import RceError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ResultsError",
+    "assemble_results",
+    "check_privacy",
+    "load_schema",
+    "results_to_json",
+    "to_jsonable",
+    "validate_results",
+]
+
+SCHEMA_VERSION = "1"
+
+#: Keys that would identify a student; none may appear anywhere in the results.
+_IDENTIFYING_KEYS = frozenset(
+    {
+        "student_id",
+        "student_name",
+        "first_name",
+        "last_name",
+        "name_first",
+        "name_last",
+        "birth_date",
+        "date_of_birth",
+        "email",
+        "sis_id",
+        "state_id",
+    }
+)
+#: Count fields that must respect the small-cell rule when their row is not suppressed.
+_COUNT_KEYS = ("n", "students_active", "students_habitual")
+#: Statistic fields that must be null in a suppressed row.
+_STAT_KEYS = (
+    "n",
+    "mean",
+    "gap",
+    "ci_low",
+    "ci_high",
+    "p_adjusted",
+    "p_value",
+    "hedges_g",
+    "pooled_estimate",
+    "adjusted_gap",
+    "students_active",
+    "students_habitual",
+    "minutes",
+    "users",
+    "habitual_users",
+    "share_users",
+    "share_habitual",
+    "median_minutes",
+)
+
+
+class ResultsError(RceError):
+    """The results dict does not match the shipped schema or breaks the privacy rules."""
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert results (dataclasses, numpy/pandas scalars, dates, NaN) to plain JSON values.
+
+    Objects with a ``to_dict()`` method (the frozen result classes) are converted through it.
+    NaN, infinities and pandas' missing markers become None; tuples become lists; dict keys
+    become strings.
+
+    Examples
+    --------
+    >>> to_jsonable({"a": float("nan"), "b": (1, 2.5)})
+    {'a': None, 'b': [1, 2.5]}
+    """
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "to_dict") and callable(value.to_dict) and not isinstance(value, Mapping):
+        if not _is_pandas(value):
+            return to_jsonable(value.to_dict())
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [to_jsonable(v) for v in value]
+        return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return _convert_library_scalar(value)
+
+
+def _is_pandas(value: Any) -> bool:
+    return type(value).__module__.startswith("pandas")
+
+
+def _convert_library_scalar(value: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        frame = value.astype(object).where(value.notna(), None)
+        return [to_jsonable(r) for r in frame.to_dict(orient="records")]
+    if isinstance(value, pd.Series):
+        return to_jsonable(value.astype(object).where(value.notna(), None).tolist())
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return to_jsonable(value.item())
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    raise ResultsError(
+        f"a value of type {type(value).__name__} cannot be written to results.json",
+        hint="Convert it to numbers, text, lists or dicts in the result's to_dict().",
+    )
+
+
+def _generated_at() -> str | None:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return None
+    try:
+        stamp = dt.datetime.fromtimestamp(int(epoch), tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ResultsError(
+            "SOURCE_DATE_EPOCH is not a whole number of seconds",
+            where="environment",
+            hint="Unset it, or set it to a Unix time such as 1767225600.",
+        ) from None
+    return stamp.isoformat().replace("+00:00", "Z")
+
+
+def assemble_results(
+    *,
+    study: Mapping[str, Any],
+    plan: Mapping[str, Any],
+    inputs: Iterable[Any],
+    join: Mapping[str, Any],
+    dosage: Mapping[str, Any],
+    usage: Mapping[str, Any] | None = None,
+    dose_response: Iterable[Any] = (),
+    gaps: Iterable[Any] = (),
+    impact: Any = None,
+    impact_reason: str | None = None,
+    evidence: Any = None,
+    warnings: Iterable[Any] = (),
+    definitions: Iterable[Mapping[str, str]] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Put the pipeline's results together into the ``results.json`` dict and check it.
+
+    Each argument may be a plain dict/list or a result object with ``to_dict()``. The result is
+    validated against the shipped schema and the privacy rules (:func:`validate_results`).
+
+    Parameters
+    ----------
+    study
+        ``{name, subject, academic_year, product, outcome_window, interim}``.
+    plan
+        ``{sha256, locked, locked_at, changed, min_cell_size, ...}`` (see the schema).
+    inputs
+        ``[{path, sha256, rows, preset}]`` per input file.
+    join, dosage, usage, dose_response, gaps, impact, evidence, warnings
+        The sections of design.md's results.json. ``impact`` None needs ``impact_reason``.
+    definitions
+        ``[{term, definition}]`` for the technical appendix.
+    extra
+        Further top-level keys (must not clash with the ones above).
+
+    Returns
+    -------
+    dict
+        JSON-safe dict with ``schema_version`` and ``rce_version``.
+    """
+    from rce import __version__
+
+    body: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "rce_version": __version__,
+        "generated_at": _generated_at(),
+        "study": to_jsonable(study),
+        "plan": to_jsonable(plan),
+        "inputs": to_jsonable(list(inputs)),
+        "join": to_jsonable(join),
+        "dosage": to_jsonable(dosage),
+        "usage": to_jsonable(usage),
+        "dose_response": _as_list(dose_response),
+        "gaps": _as_list(gaps),
+        "impact": to_jsonable(impact),
+        "impact_reason": impact_reason,
+        "evidence": to_jsonable(evidence),
+        "warnings": _as_list(warnings),
+        "definitions": to_jsonable(list(definitions)),
+    }
+    if body["impact"] is None and not impact_reason:
+        raise ResultsError(
+            "no impact estimate and no reason given",
+            where="results.impact",
+            hint="Pass impact_reason explaining why no comparison was possible.",
+        )
+    for key, value in (extra or {}).items():
+        if key in body:
+            raise ResultsError(f"extra key {key!r} would overwrite a results section")
+        body[key] = to_jsonable(value)
+    validate_results(body)
+    return body
+
+
+def _as_list(value: Any) -> list[Any]:
+    converted = to_jsonable(value)
+    if converted is None:
+        return []
+    if isinstance(converted, dict):
+        # A result object whose to_dict() wraps its rows, e.g. {"kind": ..., "rows": [...]}.
+        rows = converted.get("rows")
+        return rows if isinstance(rows, list) else [converted]
+    return list(converted)
+
+
+def results_to_json(results: Mapping[str, Any]) -> str:
+    """Serialise results deterministically (sorted keys, NaN -> null, two-space indent).
+
+    Examples
+    --------
+    >>> results_to_json({"b": float("nan"), "a": 1})
+    '{\\n  "a": 1,\\n  "b": null\\n}\\n'
+    """
+    return (
+        json.dumps(
+            to_jsonable(results), sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False
+        )
+        + "\n"
+    )
+
+
+@lru_cache(maxsize=1)
+def _schema_text() -> str:
+    return resources.files("rce").joinpath("data/results.schema.json").read_text("utf-8")
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) for ``results.json`` shipped inside the package."""
+    return json.loads(_schema_text())
+
+
+def validate_results(results: Mapping[str, Any]) -> None:
+    """Check results against the shipped schema and the privacy rules.
+
+    Raises
+    ------
+    ResultsError
+        On the first schema mismatch (naming its JSON path) or privacy breach.
+    """
+    try:
+        import jsonschema
+    except ImportError as exc:  # pragma: no cover - jsonschema is a test dependency
+        raise ResultsError(
+            "jsonschema is not installed, so results cannot be checked",
+            hint="pip install jsonschema",
+        ) from exc
+    data = to_jsonable(results)
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        first = errors[0]
+        path = "results" + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.absolute_path
+        )
+        raise ResultsError(
+            f"results do not match the results.json schema: {first.message}"
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            where=path,
+            hint="See rce/data/results.schema.json.",
+        )
+    check_privacy(data)
+
+
+def check_privacy(results: Mapping[str, Any]) -> None:
+    """Refuse results that identify a student or show a small cell.
+
+    Rules: no identifying key (``student_id``, names, birth dates, e-mail) anywhere; a row with
+    ``suppressed: true`` has null statistics; a row that is not suppressed has no count between
+    1 and ``plan.min_cell_size - 1``.
+
+    Raises
+    ------
+    ResultsError
+        Naming the JSON path of the first breach (never its value).
+    """
+    plan = results.get("plan") or {}
+    min_n = plan.get("min_cell_size") if isinstance(plan, Mapping) else None
+    if not isinstance(min_n, int):
+        from rce.config import Plan
+
+        min_n = Plan().privacy.min_cell_size
+    _walk_privacy(results, "results", min_n)
+
+
+def _walk_privacy(node: Any, path: str, min_n: int) -> None:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            _walk_privacy(item, f"{path}[{i}]", min_n)
+        return
+    if not isinstance(node, Mapping):
+        return
+    for key in node:
+        if str(key).lower() in _IDENTIFYING_KEYS:
+            raise ResultsError(
+                "results contain a student-identifying field",
+                where=f"{path}.{key}",
+                hint="Per-student data never goes into results.json; drop the field.",
+            )
+    if node.get("suppressed") is True:
+        for key in _STAT_KEYS:
+            if node.get(key) is not None:
+                raise ResultsError(
+                    "a suppressed cell still carries its value",
+                    where=f"{path}.{key}",
+                    hint="Suppressed cells must have null statistics (use rce.privacy).",
+                )
+    elif "suppressed" in node or path.endswith("monthly_trend]") or ".monthly_trend[" in path:
+        for key in _COUNT_KEYS:
+            value = node.get(key)
+            if isinstance(value, int | float) and 0 < value < min_n:
+                raise ResultsError(
+                    f"a cell with fewer than {min_n} students is not suppressed",
+                    where=f"{path}.{key}",
+                    hint="Suppress it (and a complementary cell) with rce.privacy.suppress_cells.",
+                )
+    for key, value in node.items():
+        if isinstance(value, Mapping | list):
+            _walk_privacy(value, f"{path}.{key}", min_n)
