@@ -1,0 +1,132 @@
+"""Time the dosage step (``rce.dosage.compute_dosage``) against the floor on the same file.
+
+The floor is a hand-written two-level DuckDB query (student-day first, then student-month, then
+student; no ``count(DISTINCT)``) doing the least work the definition allows on this layout:
+typed read, UTC -> district-local date, sessions and minutes per student-day and month, habitual
+months. The dosage step does everything the definition asks on top (text read that keeps ID
+zeros, exact de-duplication, ID normalisation, window, fidelity, clusters, monthly table).
+
+Each measurement runs in a fresh Python process (interpreter start and imports included) so
+that its peak RSS is its own; floor and dosage alternate, and the median of ``--repeat`` runs
+is reported.
+
+Usage::
+
+    python benchmarks/gen_usage.py --rows 30000000 --format parquet --out benchmarks/data/usage_30m.parquet
+    python benchmarks/bench_dosage.py benchmarks/data/usage_30m.parquet --memory-limit 1GB --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+FLOOR = r"""
+import sys, time, tempfile, shutil, duckdb
+path, mem = sys.argv[1], sys.argv[2]
+tmp = tempfile.mkdtemp()
+con = duckdb.connect()
+con.execute(f"SET memory_limit = '{mem}'")
+con.execute(f"SET temp_directory = '{tmp}'")
+con.execute("SET preserve_insertion_order = false")
+con.execute("SET enable_progress_bar = false")
+if path.endswith(".parquet"):
+    src = f"read_parquet('{path}')"
+else:
+    src = (f"read_csv('{path}', header = true, columns = {{'student_id': 'VARCHAR', "
+           "'session_start': 'TIMESTAMP', 'minutes': 'DOUBLE', 'product': 'VARCHAR'})")
+df = con.execute(f'''
+WITH sd AS (
+  SELECT student_id,
+         CAST(timezone('America/Los_Angeles', timezone('UTC', session_start)) AS DATE) AS day,
+         count(*) AS sessions, sum(minutes) AS minutes
+  FROM {src} GROUP BY ALL),
+sm AS (
+  SELECT student_id, date_trunc('month', day) AS month, sum(sessions) AS sessions,
+         sum(minutes) AS minutes, count(*) AS active_days
+  FROM sd GROUP BY ALL)
+SELECT student_id, count(*) AS active_months,
+       count(*) FILTER (sessions >= 3) AS habitual_months,
+       sum(sessions) AS sessions, sum(minutes) AS minutes, sum(active_days) AS active_days
+FROM sm GROUP BY ALL''').df()
+con.close()
+shutil.rmtree(tmp, ignore_errors=True)
+print(len(df))
+"""
+
+DOSAGE = r"""
+import sys
+from rce.canonical import UsageSource
+from rce.config import DosageConfig, EngineConfig, Plan
+from rce.dosage import compute_dosage
+path, mem = sys.argv[1], sys.argv[2]
+src = UsageSource(
+    paths=(path,), product="Reading Plus", granularity="event",
+    columns={"student_id": "student_id", "timestamp": "session_start", "minutes": "minutes"},
+    file_format="parquet" if path.endswith(".parquet") else "csv", timestamp_tz="UTC")
+plan = Plan(dosage=DosageConfig(unit="row", window="all"), engine=EngineConfig(memory_limit=mem))
+r = compute_dosage([src], plan=plan)
+print(len(r.per_student))
+"""
+
+
+def run_measured(code: str, path: str, mem: str) -> tuple[float, float, str]:
+    """Wall seconds and peak RSS (MiB) of one fresh process (measured by a wrapper process)."""
+    wrapper = (
+        "import resource, subprocess, sys, time, json\n"
+        "t0 = time.perf_counter()\n"
+        "p = subprocess.run([sys.executable, '-c', sys.argv[1], sys.argv[2], sys.argv[3]],"
+        " capture_output=True, text=True)\n"
+        "wall = time.perf_counter() - t0\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0\n"
+        "print(json.dumps({'rc': p.returncode, 'wall': wall, 'peak': peak,"
+        " 'out': p.stdout.strip(), 'err': p.stderr[-2000:]}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", wrapper, code, path, mem], capture_output=True, text=True, check=True
+    )
+    res = json.loads(proc.stdout)
+    if res["rc"] != 0:
+        raise SystemExit(res["err"])
+    return res["wall"], res["peak"], res["out"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("path")
+    parser.add_argument("--memory-limit", default="1GB")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-floor", action="store_true")
+    args = parser.parse_args()
+    results: dict[str, list[tuple[float, float]]] = {"floor": [], "dosage": []}
+    for i in range(args.repeat):
+        for name, code in (("floor", FLOOR), ("dosage", DOSAGE)):
+            if name == "floor" and args.skip_floor:
+                continue
+            wall, peak, out = run_measured(code, args.path, args.memory_limit)
+            results[name].append((wall, peak))
+            print(f"run {i + 1} {name:6s} wall {wall:7.2f} s  peak {peak:7.0f} MiB  ({out} students)",
+                  flush=True)
+    summary = {}
+    for name, runs in results.items():
+        if runs:
+            summary[name] = (
+                statistics.median(w for w, _ in runs),
+                statistics.median(p for _, p in runs),
+            )
+    for name, (w, p) in summary.items():
+        print(f"median {name:6s} wall {w:7.2f} s  peak {p:7.0f} MiB")
+    if "floor" in summary:
+        print(
+            f"ratio dosage/floor: wall {summary['dosage'][0] / summary['floor'][0]:.2f}x, "
+            f"peak {summary['dosage'][1] / summary['floor'][1]:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

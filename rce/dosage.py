@@ -1,0 +1,1552 @@
+"""Usage -> dosage: the treatment definition of every analysis, computed one way, in DuckDB.
+
+Definition (every threshold comes from :class:`rce.config.DosageConfig`, fixed in the plan):
+
+* **Session unit** per product (``plan.dosage.unit``; "auto" picks by granularity):
+  ``row`` -- each row of a session log is one session; ``student-day`` -- a distinct
+  student x district-local day with at least one row is one session (lesson and event logs:
+  i-Ready lessons carry no session ID, an event log counts clicks, not sittings);
+  ``provided`` -- the counts a summary export gives (daily / weekly / monthly): its ``sessions``
+  column, else one session per active daily row, else lessons completed (weekly / monthly).
+* **Dates**: timestamps are converted from the source's time zone to ``plan.study.timezone``
+  before the date is taken; text dates are US month-first (each of the source's formats is tried,
+  then ISO, then Excel serial numbers).
+* **Duplicates**: rows that are identical in every column (within a file or across stitched
+  export windows) count once; with ``dedupe_keys`` only one row per key is kept (the one with
+  the most minutes, then sessions, then lessons).
+* **Evaluation window**: ``baseline-to-outcome`` -- usage on or after a student's baseline test
+  date and on or before their outcome test date counts (students without test dates use the
+  study-wide window: earliest baseline to latest outcome); ``dates`` -- between
+  ``window_start`` and ``window_end`` inclusive; ``all`` -- every row. A weekly row covers the
+  seven days ending on its date and a monthly row its whole month; such a row counts when it
+  overlaps the window (it cannot be split).
+* **Habitual month**: a calendar month whose sessions *inside the window* reach
+  ``min_sessions_per_month`` (default 3). A partial first or last month is not pro-rated: it is
+  habitual only if the sessions inside the window reach the threshold.
+* **Usage level**: ``habitual`` with at least ``min_habitual_months`` habitual months; ``light``
+  with any session in the window; ``none`` for students present in the export with no session in
+  the window (activated but not active).
+* **Fidelity** (vendor rule): average weekly minutes over the student's window (minutes divided
+  by window days / 7) of at least ``fidelity_minutes_per_week`` and, when the export has lesson
+  results, a lesson pass rate of at least ``fidelity_pass_rate``.
+* **Usage cluster**: k-means (k-means++ start, seeded by ``plan.analysis.seed``) on
+  log(1 + minutes) of active students, per product, k in 2..4 chosen by the highest mean
+  silhouette; clusters ordered low -> high.
+
+The engine aggregates in three levels so that nothing large reaches Python: rows ->
+student-day (by the raw normalised ID; the big reduction) -> ID map and window -> student-month
+-> student. DuckDB reads the files directly, with a memory limit and a private spill directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from rce import dosage_sql as q
+from rce.canonical import GRANULARITIES, UsageSource
+from rce.config import Plan
+from rce.errors import DataError, InputFileError, LayoutError, PlanError
+
+#: Columns of :attr:`DosageResult.per_student`, in order.
+PER_STUDENT_COLUMNS = (
+    "student_id",
+    "product",
+    "sessions",
+    "minutes",
+    "active_days",
+    "active_months",
+    "habitual_months",
+    "first_use",
+    "last_use",
+    "avg_weekly_minutes",
+    "pass_rate",
+    "met_fidelity",
+    "usage_level",
+    "usage_cluster",
+)
+
+#: Columns of :attr:`DosageResult.monthly`.
+MONTHLY_COLUMNS = (
+    "student_id",
+    "product",
+    "month",
+    "sessions",
+    "minutes",
+    "active_days",
+    "lessons_completed",
+    "lessons_passed",
+    "habitual",
+)
+
+#: Columns of :attr:`DosageResult.trend`.
+TREND_COLUMNS = ("product", "month", "students_active", "students_habitual", "minutes")
+
+#: Dosage columns added to the analysis frame by :func:`attach_dosage`.
+ATTACHED_COLUMNS = (
+    "sessions",
+    "minutes",
+    "active_days",
+    "active_months",
+    "habitual_months",
+    "met_fidelity",
+    "usage_level",
+    "usage_cluster",
+)
+
+CLUSTER_LABELS = {
+    2: ("low", "high"),
+    3: ("low", "moderate", "high"),
+    4: ("low", "moderate", "high", "very high"),
+}
+CLUSTER_METHOD = (
+    "k-means on log(1 + minutes) (log(1 + sessions) when minutes are not exported) of students "
+    "with at least one session, per product; k-means++ start seeded by plan.analysis.seed, "
+    "best of 4 starts; k in 2..4 chosen by the highest mean silhouette (computed on a seeded "
+    "sample of at most 2,000 students); clusters ordered low -> high"
+)
+#: Fewest active students for which usage clusters are formed.
+MIN_CLUSTER_STUDENTS = 10
+_SILHOUETTE_SAMPLE = 2000
+_DAY_LEVEL = ("event", "lesson", "daily")
+_MONTHLY_MEASURES = ("minutes", "sessions", "lessons_completed", "lessons_passed", "avg_weekly_minutes")
+
+
+# --- result ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DosageResult:
+    """Per-student dosage and usage summaries for every product of the usage exports.
+
+    Attributes
+    ----------
+    per_student
+        One row per student x product (:data:`PER_STUDENT_COLUMNS`).
+    monthly
+        Student x product x calendar month inside the window (:data:`MONTHLY_COLUMNS`).
+    trend
+        Product x month: students active, students habitual, minutes.
+    definition
+        The dosage definition used (unit per product, thresholds, window, fidelity rule,
+        cluster method).
+    rows_read, rows_deduplicated, rows_outside_window
+        Usage rows in the files; rows dropped as duplicates; rows (kept, matched) outside the
+        evaluation window.
+    rows_unmatched
+        Rows dropped because no student could be assigned, by reason (``blank_id``,
+        ``not_in_id_map`` or the reasons given by the ID map).
+    rows_bad_date
+        Rows whose date could not be read (dropped).
+    utilization
+        License utilization when seats were given (see :func:`utilization`), else None.
+    notes
+        Caveats to report with the numbers.
+    """
+
+    per_student: pd.DataFrame
+    monthly: pd.DataFrame
+    trend: pd.DataFrame
+    definition: dict[str, Any]
+    rows_read: int
+    rows_deduplicated: int
+    rows_outside_window: int
+    rows_unmatched: dict[str, int]
+    rows_bad_date: int = 0
+    utilization: pd.DataFrame | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The per-student table (one row per student x product)."""
+        return self.per_student.copy()
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Students in the export, active and habitual, per product."""
+        out: dict[str, dict[str, int]] = {}
+        for product, g in self.per_student.groupby("product", sort=True):
+            out[str(product)] = {
+                "students": len(g),
+                "users": int((g["sessions"] > 0).sum()),
+                "habitual_users": int((g["usage_level"] == "habitual").sum()),
+                "met_fidelity": int(g["met_fidelity"].fillna(False).astype(bool).sum()),
+            }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (no student-level rows; NaN -> None)."""
+        counts = self.counts()
+        trend = [
+            {
+                "product": str(r.product),
+                "month": pd.Timestamp(r.month).date().isoformat(),
+                "students_active": int(r.students_active),
+                "students_habitual": int(r.students_habitual),
+                "minutes": _json_num(r.minutes),
+            }
+            for r in self.trend.itertuples(index=False)
+        ]
+        out: dict[str, Any] = {
+            "definition": _jsonable(self.definition),
+            "users": sum(c["users"] for c in counts.values()),
+            "habitual_users": sum(c["habitual_users"] for c in counts.values()),
+            "products": counts,
+            "rows_read": self.rows_read,
+            "rows_deduplicated": self.rows_deduplicated,
+            "rows_outside_window": self.rows_outside_window,
+            "rows_unmatched": dict(self.rows_unmatched),
+            "rows_bad_date": self.rows_bad_date,
+            "trend": trend,
+            "notes": list(self.notes),
+        }
+        if self.utilization is not None:
+            out["utilization"] = [
+                {k: _json_num(v) if not isinstance(v, str) else v for k, v in row.items()}
+                for row in self.utilization.to_dict(orient="records")
+            ]
+        return out
+
+    def summary(self) -> str:
+        """Readable text: the definition, the row accounting and users per product."""
+        d = self.definition
+        lines = [
+            "Dosage",
+            f"  habitual month: >= {d['min_sessions_per_month']} sessions in a calendar month "
+            f"(inside the window); habitual user: >= {d['min_habitual_months']} habitual month(s)",
+            f"  window: {d['window']['rule']}",
+        ]
+        for product, unit in d["unit"].items():
+            lines.append(f"  {product}: session = {unit}")
+        lines.append(
+            f"  rows read {self.rows_read:,}; duplicates dropped {self.rows_deduplicated:,}; "
+            f"unreadable dates {self.rows_bad_date:,}; outside window {self.rows_outside_window:,}; "
+            f"unmatched {sum(self.rows_unmatched.values()):,}"
+        )
+        for product, c in self.counts().items():
+            lines.append(
+                f"  {product}: {c['students']:,} students in export, {c['users']:,} active, "
+                f"{c['habitual_users']:,} habitual, {c['met_fidelity']:,} met fidelity"
+            )
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"DosageResult(students={len(self.per_student)}, rows_read={self.rows_read}, "
+            f"products={sorted(self.definition.get('unit', {}))})"
+        )
+
+
+def _json_num(v: Any) -> Any:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
+    if isinstance(v, int | np.integer):
+        return int(v)
+    if isinstance(v, float | np.floating):
+        return None if math.isnan(v) else float(v)
+    return v
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, date):
+        return v.isoformat()
+    return _json_num(v)
+
+
+# --- engine ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def connect(plan: Plan) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-process DuckDB connection with the plan's memory limit and a private spill folder."""
+    tmp = tempfile.mkdtemp(prefix="rce-duckdb-")
+    con = duckdb.connect(":memory:")
+    try:
+        try:
+            con.execute(f"SET memory_limit = {q.lit(plan.engine.memory_limit)}")
+        except duckdb.Error:
+            raise PlanError(
+                f"engine.memory_limit {plan.engine.memory_limit!r} is not a memory size",
+                where=str(plan.source) if plan.source else "plan",
+                hint='Write it like "1GB" or "512MB".',
+            ) from None
+        con.execute(f"SET temp_directory = {q.lit(tmp)}")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")  # never write to the user's terminal
+        con.execute("SET TimeZone = 'UTC'")
+        if plan.engine.threads > 0:
+            con.execute(f"SET threads = {int(plan.engine.threads)}")
+        con.execute(q.MACROS)
+        yield con
+    finally:
+        con.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _expand_paths(src: UsageSource, plan: Plan) -> list[str]:
+    files: list[str] = []
+    for p in src.paths:
+        resolved = str(plan.resolve(p))
+        if glob.has_magic(resolved):
+            matches = sorted(m for m in glob.glob(resolved, recursive=True) if os.path.isfile(m))
+            if not matches:
+                raise InputFileError(
+                    "no usage file matches this pattern",
+                    where=resolved,
+                    hint="Check the folder and the file-name pattern in the plan's [inputs] usage.",
+                )
+            files.extend(matches)
+        else:
+            if not os.path.exists(resolved):
+                raise InputFileError(
+                    "usage file not found", where=resolved, hint="Check the path in the plan."
+                )
+            if os.path.isdir(resolved):
+                raise InputFileError(
+                    "usage path is a folder, not a file",
+                    where=resolved,
+                    hint="Give the file, or a pattern such as folder/*.csv.",
+                )
+            files.append(resolved)
+    # The same file listed twice (two overlapping globs) is read once.
+    return list(dict.fromkeys(files))
+
+
+def _engine_error(exc: Exception, files: Sequence[str]) -> InputFileError:
+    """A DuckDB error as an InputFileError; DuckDB's own text can quote data, so it is not kept."""
+    text = str(exc)
+    line = re.search(r"[Ll]ine:?\s*(\d+)", text)
+    where = files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
+    if line:
+        where += f", line {line.group(1)}"
+    kind = type(exc).__name__.replace("Exception", "").replace("Error", "") or "read"
+    return InputFileError(
+        f"the usage file could not be read ({kind} error in the engine)",
+        where=where,
+        hint="Check the delimiter, quoting and encoding (save as UTF-8 CSV) or re-export the file.",
+    )
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, files: Sequence[str] = ()) -> Any:
+    try:
+        res = con.execute(sql)
+        if sql.lstrip().upper().startswith("CREATE"):
+            # DuckDB 2 keeps a statement's result open until it is fetched.
+            res.fetchall()
+        return res
+    except duckdb.OutOfMemoryException:
+        raise DataError(
+            "the dosage step ran out of memory",
+            where="engine",
+            hint="Raise engine.memory_limit in the plan, or free disk space for spilling.",
+        ) from None
+    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+        if files:
+            raise _engine_error(exc, files) from None
+        raise
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    src: UsageSource
+    files: tuple[str, ...]
+    types: dict[str, str]  # header -> DuckDB type
+    unit: str
+    #: canonical name -> header, with aliases resolved ("passed" -> lessons_passed).
+    cols: dict[str, str] = field(default_factory=dict)
+    #: (year, month) -> measure -> header, for wide monthly files (known measures only).
+    monthly: dict[tuple[int, int], dict[str, str]] = field(default_factory=dict)
+    ignored_measures: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+
+
+def _describe(con: duckdb.DuckDBPyConnection, src: UsageSource, files: list[str]) -> dict[str, str]:
+    reader = q.read_expr(files, src.file_format, src.delimiter, src.encoding)
+    rows = _run(con, f"DESCRIBE SELECT * FROM {reader}", files).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def resolve_unit(plan_unit: str, granularity: str) -> str:
+    """The session unit used for a source: the plan's choice, or the default for its granularity."""
+    if plan_unit != "auto":
+        return plan_unit
+    return "student-day" if granularity in ("event", "lesson") else "provided"
+
+
+#: Other names rce.io layouts use for canonical usage columns / monthly measures.
+_COLUMN_ALIASES = {"passed": "lessons_passed"}
+_MEASURE_ALIASES = {"weekly_avg_minutes": "avg_weekly_minutes"}
+#: Canonical columns that hold the row's date (a dedupe key naming one means "the day").
+_DAY_KEYS = ("date", "timestamp", "month", "end_date")
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, src: UsageSource, plan: Plan) -> _Prepared:
+    where = ", ".join(src.paths) or "usage source"
+    if src.granularity not in GRANULARITIES:
+        raise LayoutError(
+            f"unknown usage granularity {src.granularity!r}",
+            where=where,
+            hint=f"Use one of {', '.join(GRANULARITIES)}.",
+        )
+    if src.file_format not in ("csv", "parquet"):
+        raise LayoutError(
+            f"unsupported usage file format {src.file_format!r}",
+            where=where,
+            hint="Save the export as CSV or Parquet.",
+        )
+    if "student_id" not in src.columns:
+        raise LayoutError(
+            "the usage layout has no student ID column",
+            where=where,
+            hint="Map student_id to the ID header in the plan's [columns].",
+        )
+    if not src.monthly_columns and not {"date", "timestamp", "month"} & set(src.columns):
+        raise LayoutError(
+            "the usage layout has no date, timestamp or month column",
+            where=where,
+            hint="Map date (or timestamp) to the date header in the plan's [columns].",
+        )
+    files = _expand_paths(src, plan)
+    types = _describe(con, src, files)
+    wanted = [(canon, header) for canon, header in src.columns.items()]
+    wanted += [(m[2], header) for header, m in src.monthly_columns.items()]
+    for canon, header in wanted:
+        if header not in types:
+            raise LayoutError(
+                f"column {header!r} (for {canon}) is not in the usage file",
+                where=files[0],
+                hint=f"Columns found: {', '.join(list(types)[:12])}"
+                + (" ..." if len(types) > 12 else "")
+                + ". Fix the column mapping in the plan.",
+            )
+    cols = dict(src.columns)
+    for alias, canon in _COLUMN_ALIASES.items():
+        if alias in cols and canon not in cols:
+            cols[canon] = cols[alias]
+    monthly: dict[tuple[int, int], dict[str, str]] = {}
+    ignored: list[str] = []
+    for header, (year, month, measure) in src.monthly_columns.items():
+        measure = _MEASURE_ALIASES.get(measure, measure)
+        if measure not in _MONTHLY_MEASURES:
+            ignored.append(header)
+            continue
+        monthly.setdefault((int(year), int(month)), {})[measure] = header
+    if src.monthly_columns and not monthly:
+        raise LayoutError(
+            "none of the monthly columns holds minutes, sessions or lessons",
+            where=files[0],
+            hint=f"Monthly measures rce counts: {', '.join(_MONTHLY_MEASURES)}.",
+        )
+    unit = resolve_unit(plan.dosage.unit, src.granularity)
+    has = set(cols) | {m for v in monthly.values() for m in v}
+    if (
+        unit == "provided"
+        and src.granularity in ("weekly", "monthly")
+        and not {"sessions", "lessons_completed"} & has
+    ):
+        raise LayoutError(
+            "a weekly or monthly summary needs a sessions or lessons-completed column to count use",
+            where=files[0],
+            hint="Map sessions (or lessons_completed) in the plan's [columns].",
+        )
+    for key in src.dedupe_keys:
+        if key not in cols:
+            raise LayoutError(
+                f"dedupe key {key!r} is not a mapped column",
+                where=files[0],
+                hint="Use canonical names that the column mapping provides.",
+            )
+    formats = tuple(f for f in src.date_formats if "%" in f)  # "excel-serial" is always tried
+    return _Prepared(
+        src=src,
+        files=tuple(files),
+        types=types,
+        unit=unit,
+        cols=cols,
+        monthly=monthly,
+        ignored_measures=tuple(ignored),
+        formats=formats,
+    )
+
+
+def _value_exprs(p: _Prepared) -> dict[str, str]:
+    """Per-row expressions for the measures of a long (non-wide) source."""
+    cols, types = p.cols, p.types
+    out = {}
+    for canon in ("minutes", "sessions"):
+        if canon in cols:
+            out[canon] = q.number_expr(q.ident(cols[canon]), types[cols[canon]])
+        else:
+            out[canon] = "CAST(NULL AS DOUBLE)"
+    for canon in ("lessons_completed", "lessons_passed"):
+        if canon in cols:
+            out[canon] = q.count_expr(q.ident(cols[canon]), types[cols[canon]])
+        elif canon == "lessons_completed" and p.src.granularity == "lesson":
+            out[canon] = "1.0"  # a lesson log row is one completed lesson
+        else:
+            out[canon] = "CAST(NULL AS DOUBLE)"
+    return out
+
+
+def _active_expr(p: _Prepared) -> str:
+    """Whether a row shows use (evaluated on the de-duplicated rows)."""
+    if p.src.granularity in ("event", "lesson"):
+        return "TRUE"  # log rows are use by construction
+    if "active" in p.cols:
+        return "coalesce(flag_active, FALSE)"
+    # Summary rows (Clever writes explicit zero rows for inactive days) show use only when a
+    # measure is positive.
+    have = set(p.cols) | {m for v in p.monthly.values() for m in v}
+    have = {"minutes" if m == "avg_weekly_minutes" else m for m in have}
+    used = sorted(have & {"sessions", "minutes", "lessons_completed"})
+    return "(" + " OR ".join(f"coalesce({c}, 0) > 0" for c in used) + ")" if used else "TRUE"
+
+
+def _source_sql(p: _Prepared, plan: Plan, idx: int) -> tuple[str, str]:
+    """SQL for one source: rows -> de-duplicated -> (raw ID, product, raw date); date parser.
+
+    Returns the level-0 query and, for text dates, the expression that parses ``dk_txt``.
+    """
+    src, types, cols = p.src, p.types, p.cols
+    reader = q.read_expr(p.files, src.file_format, src.delimiter, src.encoding)
+    tz = plan.study.timezone
+    rid = f"CAST({q.ident(cols['student_id'])} AS VARCHAR)"
+    row_hash = "hash(" + ", ".join(q.ident(h) for h in types) + ")"
+    fallback = q.lit(src.product or src.layout or "usage")
+    if "product" in cols:  # a column naming the product per row (Clever resource usage)
+        prod = f"coalesce(nullif(trim(CAST({q.ident(cols['product'])} AS VARCHAR)), ''), {fallback})"
+    else:
+        prod = fallback
+    if "active" in cols:
+        h = q.ident(cols["active"])
+        flag = (
+            f"CASE WHEN lower(trim(CAST({h} AS VARCHAR))) IN ('true', 't', 'yes', 'y', '1', "
+            f"'active', '1.0') THEN TRUE ELSE FALSE END"
+        )
+    else:
+        flag = "TRUE"
+    extra_keys = [k for k in src.dedupe_keys if k != "student_id" and k not in _DAY_KEYS]
+    if p.monthly:
+        extra_keys = []  # a wide monthly row is keyed by student and month
+    key_cols = "".join(f", CAST({q.ident(cols[k])} AS VARCHAR) AS key_{i}" for i, k in enumerate(extra_keys))
+    text_day = False
+    day_expr = "dk"
+    if p.monthly:
+        rows_sql = _wide_rows_sql(p, rid, row_hash, reader, prod, flag)
+    else:
+        if "timestamp" in cols:
+            h = cols["timestamp"]
+            t = types[h]
+            if t.upper() == "VARCHAR":
+                dk = q.local_date_from_text_ts(q.ident(h), p.formats, src.timestamp_tz, tz)
+            else:
+                dk = q.local_date_from_typed(q.ident(h), t, src.timestamp_tz, tz)
+                if not dk:
+                    raise LayoutError(
+                        f"timestamp column {h!r} holds {t}, not date-times",
+                        where=p.files[0],
+                        hint="Map timestamp to a date-time column.",
+                    )
+        elif "date" in cols or "month" in cols:
+            # A weekly row is dated by the last day of its week when the export gives it.
+            canon = "end_date" if "end_date" in cols and src.granularity == "weekly" else (
+                "date" if "date" in cols else "month"
+            )
+            h = cols[canon]
+            if types[h].upper() == "VARCHAR":
+                dk, text_day = q.ident(h), True
+                day_expr = q.date_text_expr("__DK__", p.formats)
+                if canon == "month":
+                    month_formats = ("%Y-%m", "%m/%Y", "%m-%Y", "%B %Y", "%b %Y", "%b-%y", "%B-%y")
+                    parts = [f"CAST(try_strptime(trim(__DK__), {q.lit(f)}) AS DATE)" for f in month_formats]
+                    day_expr = "coalesce(" + ", ".join(parts) + f", {day_expr})"
+            else:
+                dk = f"try_cast({q.ident(h)} AS DATE)"
+        v = _value_exprs(p)
+        rows_sql = (
+            f"SELECT {rid} AS rid, {prod} AS product, {dk} AS dk, {row_hash} AS h, {flag} AS flag_active, "
+            + ", ".join(f"{expr} AS {name}" for name, expr in v.items())
+            + f"{key_cols} FROM {reader}"
+        )
+    if src.granularity == "monthly" or "month" in cols:
+        day_expr = f"CAST(date_trunc('month', {day_expr}) AS DATE)"
+    # Exact duplicates: identical in every column. Rows are grouped within (raw ID, raw date)
+    # by a 64-bit hash of the whole row, so a false match needs a hash collision between two
+    # rows of the same student and day (probability ~ k^2 / 2^64 for k rows that day).
+    key_any = "".join(f", any_value(key_{i}) AS key_{i}" for i in range(len(extra_keys)))
+    dedup = (
+        "SELECT rid, product, dk, h, any_value(flag_active) AS flag_active, "
+        "any_value(minutes) AS minutes, any_value(sessions) AS sessions, "
+        "any_value(lessons_completed) AS lessons_completed, "
+        f"any_value(lessons_passed) AS lessons_passed{key_any}, count(*) AS n "
+        "FROM r GROUP BY rid, product, dk, h"
+    )
+    if src.dedupe_keys:
+        # One row per key and day: the day is always part of the key, so a key that names a
+        # kind of activity (not one row) cannot merge use on different days.
+        keys = ["product", day_expr.replace("__DK__", "dk") if text_day else "dk"]
+        if "student_id" in src.dedupe_keys:
+            keys.append("rce_norm_id(rid)")
+        keys += [f"key_{i}" for i in range(len(extra_keys))]
+        keep = (
+            "row_number() OVER (PARTITION BY " + ", ".join(keys) + " ORDER BY minutes DESC NULLS "
+            "LAST, sessions DESC NULLS LAST, lessons_completed DESC NULLS LAST, h) = 1"
+        )
+    else:
+        keep = "TRUE"
+    active = _active_expr(p)
+    provided_sessions = "sessions" in cols or any("sessions" in v for v in p.monthly.values())
+    if p.unit in ("row", "student-day"):
+        sess = "count(*) FILTER (kept AND active)"
+    elif provided_sessions:
+        sess = "coalesce(sum(sessions) FILTER (kept AND active), 0)"
+    elif src.granularity in _DAY_LEVEL:
+        sess = "count(*) FILTER (kept AND active)"  # one session per active daily row
+    else:
+        sess = "coalesce(sum(lessons_completed) FILTER (kept AND active), 0)"
+    l0 = f"""
+        WITH r AS ({rows_sql}),
+        d AS ({dedup}),
+        k AS (SELECT *, {keep} AS kept, {active} AS active FROM d)
+        SELECT rid, product, dk, sum(n) AS n_read, count(*) FILTER (kept) AS n_kept,
+               count(*) FILTER (kept AND active) AS n_active, {sess} AS sess,
+               sum(minutes) FILTER (kept AND active) AS minutes,
+               sum(lessons_completed) FILTER (kept AND active) AS lessons_completed,
+               sum(lessons_passed) FILTER (kept AND active) AS lessons_passed
+        FROM k GROUP BY rid, product, dk
+    """
+    # IDs are normalised and text dates parsed later, on the distinct values only.
+    dk_txt = "CAST(dk AS VARCHAR)" if text_day else "CAST(NULL AS VARCHAR)"
+    dk_date = "CAST(NULL AS DATE)" if text_day else f"CAST({day_expr} AS DATE)"
+    sql = f"""
+        SELECT {idx} AS src, product, {q.lit(src.granularity)} AS gran,
+               {q.lit(p.unit)} AS unit, rid, {dk_txt} AS dk_txt, {dk_date} AS dk_date,
+               n_read, n_kept, n_active, sess, minutes, lessons_completed, lessons_passed
+        FROM ({l0}) l0
+    """
+    return sql, (day_expr.replace("__DK__", "dk_txt") if text_day else "")
+
+
+def _wide_rows_sql(
+    p: _Prepared, rid: str, row_hash: str, reader: str, prod: str, flag: str
+) -> str:
+    """Monthly wide summary -> one row per student x month (UNNEST of aligned lists)."""
+    months = sorted(p.monthly)
+    days = "[" + ", ".join(f"DATE '{y:04d}-{m:02d}-01'" for y, m in months) + "]"
+    lists = {}
+    for name in ("minutes", "sessions", "lessons_completed", "lessons_passed"):
+        items = []
+        for y, m in months:
+            hdrs = p.monthly[(y, m)]
+            if name in hdrs:
+                h = hdrs[name]
+                conv = q.count_expr if name.startswith("lessons") else q.number_expr
+                items.append(conv(q.ident(h), p.types[h]))
+            elif name == "minutes" and "avg_weekly_minutes" in hdrs:
+                # Weekly average time x weeks in the month (days / 7): the export gives no total.
+                h = hdrs["avg_weekly_minutes"]
+                n_days = (date(y + m // 12, m % 12 + 1, 1) - date(y, m, 1)).days
+                items.append(f"({q.number_expr(q.ident(h), p.types[h])} * {n_days} / 7.0)")
+            else:
+                items.append("CAST(NULL AS DOUBLE)")
+        lists[name] = "[" + ", ".join(items) + "]"
+    return (
+        "SELECT rid, product, h, flag_active, unnest(dks) AS dk, unnest(l_min) AS minutes, "
+        "unnest(l_ses) AS sessions, unnest(l_lc) AS lessons_completed, "
+        "unnest(l_lp) AS lessons_passed FROM ("
+        f"SELECT {rid} AS rid, {prod} AS product, {row_hash} AS h, {flag} AS flag_active, "
+        f"{days} AS dks, {lists['minutes']} AS l_min, "
+        f"{lists['sessions']} AS l_ses, {lists['lessons_completed']} AS l_lc, "
+        f"{lists['lessons_passed']} AS l_lp FROM {reader})"
+    )
+
+
+# --- public API ----------------------------------------------------------------------------------
+
+
+def distinct_usage_ids(sources: Sequence[UsageSource], plan: Plan) -> pd.Series:
+    """Distinct normalised raw student IDs in the usage exports (input to ``resolve_ids``).
+
+    Parameters
+    ----------
+    sources
+        The usage sources.
+    plan
+        The study plan (engine settings).
+
+    Returns
+    -------
+    pandas.Series
+        Sorted distinct IDs (``str``), blanks excluded, named ``raw_id``.
+    """
+    with connect(plan) as con:
+        parts = []
+        all_files: list[str] = []
+        for src in sources:
+            p = _prepare(con, src, plan)
+            all_files.extend(p.files)
+            reader = q.read_expr(p.files, src.file_format, src.delimiter, src.encoding)
+            parts.append(
+                f"SELECT DISTINCT CAST({q.ident(src.columns['student_id'])} AS VARCHAR) AS r "
+                f"FROM {reader}"
+            )
+        if not parts:
+            return pd.Series([], dtype="str", name="raw_id")
+        sql = (
+            "SELECT DISTINCT rce_norm_id(r) AS raw_id FROM (" + " UNION ALL ".join(parts) + ") "
+            "WHERE rce_norm_id(r) IS NOT NULL ORDER BY 1"
+        )
+        df = _run(con, sql, all_files).df()
+    return df["raw_id"].astype("str").reset_index(drop=True)
+
+
+def compute_dosage(
+    sources: Sequence[UsageSource],
+    *,
+    plan: Plan,
+    windows: pd.DataFrame | None = None,
+    id_map: pd.DataFrame | None = None,
+    seats: dict[str, int] | None = None,
+) -> DosageResult:
+    """Compute per-student dosage from usage exports, in DuckDB, by the plan's definition.
+
+    Parameters
+    ----------
+    sources
+        Usage exports (:class:`~rce.canonical.UsageSource`), one or more per product.
+    plan
+        The study plan; ``plan.dosage`` holds the definition, ``plan.study.timezone`` the district
+        time zone, ``plan.engine`` the memory limit and threads.
+    windows
+        One row per student: ``student_id``, ``baseline_date``, ``outcome_date`` (the evaluation
+        window when ``plan.dosage.window == "baseline-to-outcome"``). Students in it with no
+        usage are the scored non-users (counted in the notes).
+    id_map
+        ``raw_id`` (normalised usage ID, see :func:`distinct_usage_ids`) -> ``student_id``;
+        an optional ``reason`` column explains IDs left unmatched (``student_id`` blank).
+        Without a map the normalised usage ID is the student ID.
+    seats
+        Licenses purchased per product, for :func:`utilization`.
+
+    Returns
+    -------
+    DosageResult
+
+    Examples
+    --------
+    >>> from rce.config import Plan
+    >>> from rce.canonical import UsageSource
+    >>> src = UsageSource(paths=("usage.csv",), product="Lexia", granularity="event",
+    ...                   columns={"student_id": "Lexia_ID", "timestamp": "start"},
+    ...                   timestamp_tz="UTC")
+    >>> result = compute_dosage([src], plan=Plan())  # doctest: +SKIP
+    """
+    if not sources:
+        raise LayoutError("no usage export was given", where="inputs.usage", hint="Add one.")
+    dcfg = plan.dosage
+    thr = int(dcfg.min_sessions_per_month)
+    notes: list[str] = []
+    with connect(plan) as con:
+        prepared = [_prepare(con, s, plan) for s in sources]
+        files = [f for p in prepared for f in p.files]
+        built = [_source_sql(p, plan, i) for i, p in enumerate(prepared)]
+        union = " UNION ALL ".join(f"({sql})" for sql, _ in built)
+        # Level 0 (the one pass over the rows): de-duplicated rows -> (raw ID, raw date).
+        _run(con, f"CREATE TEMP TABLE sd AS {union}", files)
+        product_sources = {
+            str(prod): [int(i) for i in srcs]
+            for prod, srcs in _run(
+                con, "SELECT product, list(DISTINCT src ORDER BY src) FROM sd GROUP BY 1"
+            ).fetchall()
+            if prod is not None
+        }
+        products = _product_facts(prepared, product_sources)
+        units = {prod: f["unit"] for prod, f in products.items()}
+
+        # Distinct raw IDs -> normalised ID -> student (ID map); a small table.
+        if id_map is not None:
+            con.register("rce_idmap_in", _clean_id_map(id_map))
+            reason = (
+                "coalesce(m.reason, 'not_in_id_map')"
+                if "reason" in id_map.columns
+                else "'not_in_id_map'"
+            )
+            idm_sql = f"""SELECT n.rid, n.raw_id, m.student_id,
+                  CASE WHEN n.raw_id IS NULL THEN 'blank_id'
+                       WHEN m.student_id IS NULL THEN {reason} END AS reason
+                FROM n LEFT JOIN rce_idmap_in m ON n.raw_id = m.raw_id"""
+        else:
+            idm_sql = """SELECT rid, raw_id, raw_id AS student_id,
+                  CASE WHEN raw_id IS NULL THEN 'blank_id' END AS reason FROM n"""
+        _run(
+            con,
+            f"""CREATE TEMP TABLE idm AS
+            WITH n AS (SELECT rid, rce_norm_id(rid) AS raw_id FROM (SELECT DISTINCT rid FROM sd))
+            {idm_sql}""",
+        )
+        # Distinct text dates -> dates, parsed with each source's own formats; a small table.
+        parsers = [(i, expr) for i, (_, expr) in enumerate(built) if expr]
+        if parsers:
+            case = "CASE src " + " ".join(f"WHEN {i} THEN {e}" for i, e in parsers) + " END"
+            _run(
+                con,
+                f"""CREATE TEMP TABLE dmap AS SELECT src, dk_txt, {case} AS day
+                FROM (SELECT DISTINCT src, dk_txt FROM sd WHERE dk_txt IS NOT NULL)""",
+            )
+        else:
+            _run(con, "CREATE TEMP TABLE dmap (src INTEGER, dk_txt VARCHAR, day DATE)")
+        joined = """FROM sd JOIN idm ON sd.rid IS NOT DISTINCT FROM idm.rid
+                    LEFT JOIN dmap ON sd.src = dmap.src AND sd.dk_txt = dmap.dk_txt"""
+        acct = _run(
+            con,
+            f"""SELECT coalesce(sum(n_read), 0), coalesce(sum(n_read - n_kept), 0),
+                  coalesce(sum(n_kept) FILTER (
+                      reason IS NULL AND coalesce(sd.dk_date, dmap.day) IS NULL), 0)
+                {joined}""",
+        ).fetchall()[0]
+        rows_read, rows_dedup, rows_bad_date = (int(x) for x in acct)
+        unmatched = {
+            str(r): int(n)
+            for r, n in _run(
+                con,
+                f"SELECT reason, sum(n_kept) {joined} WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1",
+            ).fetchall()
+        }
+        # Student-day level. Re-aggregation is needed only when rows can meet again: several
+        # exports of one product, several raw IDs of one student, or one date in two spellings.
+        merge = (
+            len({p.src.product for p in prepared}) < len(prepared)
+            or _run(
+                con,
+                "SELECT count(*) > count(DISTINCT student_id) FROM idm WHERE student_id IS NOT NULL",
+            ).fetchall()[0][0]
+            or _run(
+                con,
+                "SELECT count(*) > count(DISTINCT (src, day)) FROM dmap WHERE day IS NOT NULL",
+            ).fetchall()[0][0]
+        )
+        base = f"""SELECT student_id, product, gran, unit, coalesce(sd.dk_date, dmap.day) AS day,
+                     sess, n_kept, minutes, lessons_completed, lessons_passed
+                   {joined}
+                   WHERE reason IS NULL AND coalesce(sd.dk_date, dmap.day) IS NOT NULL"""
+        sess_day = (
+            "CASE WHEN any_value(unit) = 'student-day' THEN CAST(sum(sess) > 0 AS BIGINT) "
+            "ELSE CAST(sum(sess) AS BIGINT) END"
+        )
+        if merge:
+            dl = f"""SELECT student_id, product, gran, day, {sess_day} AS sess,
+                       sum(n_kept) AS n_kept, sum(minutes) AS minutes,
+                       sum(lessons_completed) AS lessons_completed,
+                       sum(lessons_passed) AS lessons_passed
+                     FROM ({base}) b GROUP BY student_id, product, gran, day"""
+        else:
+            dl = f"""SELECT student_id, product, gran, day,
+                       CASE WHEN unit = 'student-day' THEN CAST(sess > 0 AS BIGINT)
+                            ELSE CAST(sess AS BIGINT) END AS sess,
+                       n_kept, minutes, lessons_completed, lessons_passed FROM ({base}) b"""
+        window_rule = _window_sql(con, plan, windows, notes)
+        # Student-month level, with the window applied (rows outside it are only counted).
+        _run(
+            con,
+            f"""CREATE TEMP TABLE mo_all AS
+            WITH d AS ({dl}),
+            e AS ({window_rule['effective_sql']}),
+            dw AS (
+              SELECT d.*,
+                CASE gran WHEN 'weekly' THEN day - 6
+                          WHEN 'monthly' THEN CAST(date_trunc('month', day) AS DATE)
+                          ELSE day END AS lo,
+                CASE gran WHEN 'monthly' THEN last_day(day) ELSE day END AS hi,
+                e.w_lo, e.w_hi
+              FROM d LEFT JOIN e USING (student_id))
+            SELECT student_id, product, CAST(date_trunc('month', day) AS DATE) AS month,
+              count(*) FILTER (in_win) AS n_in,
+              coalesce(sum(n_kept) FILTER (NOT in_win), 0) AS n_out,
+              coalesce(sum(sess) FILTER (in_win), 0) AS sessions,
+              sum(minutes) FILTER (in_win) AS minutes,
+              count(*) FILTER (in_win AND sess > 0 AND gran IN ('event', 'lesson', 'daily'))
+                AS active_days,
+              sum(lessons_completed) FILTER (in_win) AS lessons_completed,
+              sum(lessons_passed) FILTER (in_win) AS lessons_passed,
+              min(day) FILTER (in_win AND sess > 0) AS first_day,
+              max(day) FILTER (in_win AND sess > 0) AS last_day,
+              min(lo) AS lo, max(hi) AS hi, any_value(w_lo) AS w_lo, any_value(w_hi) AS w_hi
+            FROM (SELECT *, (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win FROM dw)
+            GROUP BY ALL""",
+        )
+        rows_outside = int(_run(con, "SELECT coalesce(sum(n_out), 0) FROM mo_all").fetchall()[0][0])
+        _run(
+            con,
+            f"""CREATE TEMP TABLE mo AS
+            SELECT student_id, product, month, sessions, minutes, active_days, lessons_completed,
+              lessons_passed, sessions >= {thr} AS habitual, first_day, last_day
+            FROM mo_all WHERE n_in > 0""",
+        )
+        per = _run(
+            con,
+            f"""WITH k AS (SELECT student_id, product, any_value(w_lo) AS w_lo,
+                                  any_value(w_hi) AS w_hi FROM mo_all GROUP BY ALL),
+                span AS (SELECT product, min(lo) AS p_lo, max(hi) AS p_hi FROM mo_all GROUP BY ALL)
+            SELECT k.student_id, k.product,
+              coalesce(sum(m.sessions), 0) AS sessions, sum(m.minutes) AS minutes,
+              sum(m.active_days) AS active_days,
+              count(m.month) FILTER (m.sessions > 0) AS active_months,
+              count(m.month) FILTER (m.sessions >= {thr}) AS habitual_months,
+              min(m.first_day) AS first_use, max(m.last_day) AS last_use,
+              sum(m.lessons_completed) AS lessons_completed,
+              sum(m.lessons_passed) AS lessons_passed,
+              any_value(coalesce(k.w_hi, s.p_hi) - coalesce(k.w_lo, s.p_lo) + 1) AS window_days
+            FROM k JOIN span s USING (product)
+            LEFT JOIN mo m USING (student_id, product)
+            GROUP BY k.student_id, k.product""",
+        ).df()
+        monthly = _run(
+            con,
+            "SELECT student_id, product, month, sessions, minutes, active_days, lessons_completed, "
+            "lessons_passed, habitual FROM mo ORDER BY product, student_id, month",
+        ).df()
+        trend = _run(
+            con,
+            """SELECT product, month, count(*) FILTER (sessions > 0) AS students_active,
+                      count(*) FILTER (habitual) AS students_habitual, sum(minutes) AS minutes
+               FROM mo GROUP BY ALL ORDER BY product, month""",
+        ).df()
+
+    per_student = finish_per_student(per, products, plan)
+    monthly = _finish_monthly(monthly, products)
+    trend = trend.assign(
+        students_active=trend["students_active"].astype("int64"),
+        students_habitual=trend["students_habitual"].astype("int64"),
+        minutes=trend["minutes"].astype("float64"),
+    )
+    definition = _definition(plan, units, products, window_rule["rule"])
+    notes = _notes(
+        notes, per_student, products, plan, windows, rows_bad_date, unmatched, rows_outside
+    )
+    util = utilization(per_student, seats) if seats else None
+    return DosageResult(
+        per_student=per_student,
+        monthly=monthly,
+        trend=trend,
+        definition=definition,
+        rows_read=rows_read,
+        rows_deduplicated=rows_dedup,
+        rows_outside_window=rows_outside,
+        rows_unmatched=unmatched,
+        rows_bad_date=rows_bad_date,
+        utilization=util,
+        notes=tuple(notes),
+    )
+
+
+def _clean_id_map(id_map: pd.DataFrame) -> pd.DataFrame:
+    missing = {"raw_id", "student_id"} - set(id_map.columns)
+    if missing:
+        raise DataError(
+            f"the ID map lacks column(s) {', '.join(sorted(missing))}",
+            where="id_map",
+            hint="Build it with rce.io.normalize.resolve_ids on distinct_usage_ids().",
+        )
+    cols = ["raw_id", "student_id"] + (["reason"] if "reason" in id_map.columns else [])
+    m = id_map[cols].astype("str").drop_duplicates()
+    if m["raw_id"].duplicated().any():
+        n = int(m["raw_id"].duplicated().sum())
+        raise DataError(
+            f"the ID map gives {n} usage ID(s) more than one student",
+            where="id_map",
+            hint="Each usage ID must map to one student; resolve the conflicts in the crosswalk.",
+        )
+    return m
+
+
+def _window_sql(
+    con: duckdb.DuckDBPyConnection, plan: Plan, windows: pd.DataFrame | None, notes: list[str]
+) -> dict[str, Any]:
+    """The effective window per student as SQL (student_id, w_lo, w_hi), and its description."""
+    d = plan.dosage
+    none_sql = "SELECT NULL::VARCHAR AS student_id, NULL::DATE AS w_lo, NULL::DATE AS w_hi WHERE false"
+    if d.window == "all":
+        return {"effective_sql": none_sql, "rule": {"rule": "all usage rows count"}}
+    if d.window == "dates":
+        if d.window_start is None or d.window_end is None:
+            raise PlanError(
+                "dosage.window_start and window_end must be set when window = \"dates\"",
+                where="dosage",
+                hint="Add both dates (YYYY-MM-DD).",
+            )
+        lo, hi = d.window_start.isoformat(), d.window_end.isoformat()
+        return {
+            "effective_sql": f"SELECT student_id, DATE '{lo}' AS w_lo, DATE '{hi}' AS w_hi "
+            "FROM (SELECT DISTINCT student_id FROM idm WHERE student_id IS NOT NULL)",
+            "rule": {
+                "rule": f"usage from {lo} to {hi} inclusive counts",
+                "start": lo,
+                "end": hi,
+            },
+        }
+    # baseline-to-outcome
+    if windows is None:
+        notes.append(
+            "No test dates were given, so the baseline-to-outcome window could not be applied: "
+            "all usage rows count."
+        )
+        return {
+            "effective_sql": none_sql,
+            "rule": {"rule": "baseline-to-outcome requested, but no test dates given: all rows"},
+        }
+    missing = {"student_id", "baseline_date", "outcome_date"} - set(windows.columns)
+    if missing:
+        raise DataError(
+            f"the test-date windows lack column(s) {', '.join(sorted(missing))}",
+            where="windows",
+            hint="Pass student_id, baseline_date and outcome_date per student.",
+        )
+    w = pd.DataFrame(
+        {
+            "student_id": windows["student_id"].astype("str"),
+            "baseline_date": pd.to_datetime(windows["baseline_date"]),
+            "outcome_date": pd.to_datetime(windows["outcome_date"]),
+        }
+    ).dropna(subset=["student_id"])
+    if w["student_id"].duplicated().any():
+        raise DataError(
+            "the test-date windows have more than one row for some students",
+            where="windows",
+            hint="Give one baseline and one outcome date per student.",
+        )
+    con.register("rce_windows_in", w)
+    rule = (
+        "usage on or after each student's baseline test date and on or before their outcome "
+        "test date counts; students without test dates use the study-wide window (earliest "
+        "baseline to latest outcome)"
+    )
+    sql = """
+        WITH w AS (SELECT student_id, CAST(baseline_date AS DATE) AS b,
+                          CAST(outcome_date AS DATE) AS o FROM rce_windows_in),
+        g AS (SELECT min(b) AS g_lo, max(o) AS g_hi FROM w)
+        SELECT s.student_id, coalesce(w.b, g.g_lo) AS w_lo, coalesce(w.o, g.g_hi) AS w_hi
+        FROM (SELECT DISTINCT student_id FROM idm WHERE student_id IS NOT NULL) s
+        CROSS JOIN g
+        LEFT JOIN w USING (student_id)"""
+    return {"effective_sql": sql, "rule": {"rule": rule}}
+
+
+def _product_facts(
+    prepared: Sequence[_Prepared], product_sources: dict[str, list[int]]
+) -> dict[str, dict[str, Any]]:
+    """What each product's exports can show (minutes, pass rates, active days) and its unit."""
+    facts: dict[str, dict[str, Any]] = {}
+    for product, idxs in sorted(product_sources.items()):
+        ps = [prepared[i] for i in idxs]
+        units = sorted({p.unit for p in ps})
+        if len(units) > 1:
+            raise PlanError(
+                f"the exports of product {product!r} need different session units "
+                f"({' and '.join(units)})",
+                where="dosage.unit",
+                hint="Set dosage.unit in the plan, or give each export its own product name.",
+            )
+        has = set()
+        for p in ps:
+            has |= set(p.cols) | {m for v in p.monthly.values() for m in v}
+        facts[product] = {
+            "granularity": sorted({p.src.granularity for p in ps}),
+            "unit": units[0],
+            "minutes": bool({"minutes", "avg_weekly_minutes"} & has),
+            "pass": "lessons_passed" in has,
+            "lessons": "lessons_completed" in has or any(p.src.granularity == "lesson" for p in ps),
+            "day_level": all(p.src.granularity in _DAY_LEVEL for p in ps),
+            "ignored_measures": sorted({h for p in ps for h in p.ignored_measures}),
+        }
+    return facts
+
+
+def finish_per_student(
+    per: pd.DataFrame, products: dict[str, dict[str, Any]], plan: Plan
+) -> pd.DataFrame:
+    """Derived per-student columns from the aggregated sums (shared by every engine).
+
+    Adds average weekly minutes, pass rate, the fidelity flag, the usage level and the usage
+    cluster, and puts the columns in :data:`PER_STUDENT_COLUMNS` order.
+    """
+    d = plan.dosage
+    out = []
+    for product, g in per.groupby("product", sort=True):
+        f = products[str(product)]
+        sessions = g["sessions"].astype("int64")
+        minutes = (
+            g["minutes"].astype("float64").fillna(0.0)
+            if f["minutes"]
+            else pd.Series(np.nan, index=g.index)
+        )
+        active_days = (
+            g["active_days"].astype("float64").fillna(0).astype("Int64")
+            if f["day_level"]
+            else pd.Series(pd.NA, index=g.index, dtype="Int64")
+        )
+        weeks = g["window_days"].astype("float64") / 7.0
+        avg_weekly = minutes / weeks.where(weeks > 0)
+        if f["pass"]:
+            lc = g["lessons_completed"].astype("float64")
+            pass_rate = g["lessons_passed"].astype("float64") / lc.where(lc > 0)
+        else:
+            pass_rate = pd.Series(np.nan, index=g.index)
+        if f["minutes"]:
+            ok = avg_weekly >= d.fidelity_minutes_per_week
+            if f["pass"]:
+                ok = ok & (pass_rate >= d.fidelity_pass_rate)
+            met = ok.astype("boolean")
+        else:
+            met = pd.Series(pd.NA, index=g.index, dtype="boolean")
+        habitual_months = g["habitual_months"].astype("int64")
+        level = np.where(
+            habitual_months >= d.min_habitual_months,
+            "habitual",
+            np.where(sessions > 0, "light", "none"),
+        )
+        basis = minutes if f["minutes"] else sessions.astype("float64")
+        clusters = usage_clusters(basis.where(sessions > 0), seed=plan.analysis.seed)
+        out.append(
+            pd.DataFrame(
+                {
+                    "student_id": g["student_id"].astype("str"),
+                    "product": g["product"].astype("str"),
+                    "sessions": sessions,
+                    "minutes": minutes,
+                    "active_days": active_days,
+                    "active_months": g["active_months"].astype("int64"),
+                    "habitual_months": habitual_months,
+                    "first_use": pd.to_datetime(g["first_use"]),
+                    "last_use": pd.to_datetime(g["last_use"]),
+                    "avg_weekly_minutes": avg_weekly,
+                    "pass_rate": pass_rate,
+                    "met_fidelity": met,
+                    "usage_level": pd.Series(level, index=g.index, dtype="str"),
+                    "usage_cluster": clusters,
+                }
+            )
+        )
+    if not out:
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in PER_STUDENT_COLUMNS})
+    res = pd.concat(out, ignore_index=True)
+    return res.sort_values(["product", "student_id"], kind="stable").reset_index(drop=True)
+
+
+def _finish_monthly(monthly: pd.DataFrame, products: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    day_level = monthly["product"].map({k: v["day_level"] for k, v in products.items()})
+    return monthly.assign(
+        sessions=monthly["sessions"].astype("int64"),
+        minutes=monthly["minutes"].astype("float64"),
+        active_days=monthly["active_days"].astype("Int64").where(day_level.astype(bool)),
+        lessons_completed=monthly["lessons_completed"].astype("float64"),
+        lessons_passed=monthly["lessons_passed"].astype("float64"),
+        habitual=monthly["habitual"].astype(bool),
+        month=pd.to_datetime(monthly["month"]),
+    ).reset_index(drop=True)
+
+
+def _definition(
+    plan: Plan, units: dict[str, str], products: dict[str, dict[str, Any]], window: dict[str, Any]
+) -> dict[str, Any]:
+    d = plan.dosage
+    unit_words = {
+        "row": "one row of the session log",
+        "student-day": "a distinct student-day (district-local date) with at least one row",
+        "provided": "the counts in the summary export",
+    }
+    return {
+        "unit": {p: unit_words[u] for p, u in sorted(units.items())},
+        "unit_code": dict(sorted(units.items())),
+        "granularity": {p: f["granularity"] for p, f in sorted(products.items())},
+        "min_sessions_per_month": d.min_sessions_per_month,
+        "min_habitual_months": d.min_habitual_months,
+        "window": {"mode": d.window, **window},
+        "partial_months": (
+            "not pro-rated: a month is habitual when its sessions inside the window reach the "
+            "threshold"
+        ),
+        "timezone": plan.study.timezone,
+        "fidelity": {
+            "minutes_per_week": d.fidelity_minutes_per_week,
+            "pass_rate": d.fidelity_pass_rate,
+            "rule": (
+                f"average weekly minutes over the student's window >= "
+                f"{d.fidelity_minutes_per_week:g} and lesson pass rate >= "
+                f"{d.fidelity_pass_rate:.0%} (pass rate only where the export has lesson results)"
+            ),
+        },
+        "duplicates": "rows identical in every column count once; dedupe_keys keep one row per key",
+        "cluster_method": CLUSTER_METHOD,
+    }
+
+
+def _notes(
+    notes: list[str],
+    per_student: pd.DataFrame,
+    products: dict[str, dict[str, Any]],
+    plan: Plan,
+    windows: pd.DataFrame | None,
+    rows_bad_date: int,
+    unmatched: dict[str, int],
+    rows_outside: int,
+) -> list[str]:
+    if rows_bad_date:
+        notes.append(f"{rows_bad_date:,} usage rows had a date that could not be read and were dropped.")
+    if unmatched:
+        detail = ", ".join(f"{k}: {v:,}" for k, v in unmatched.items())
+        notes.append(f"{sum(unmatched.values()):,} usage rows matched no student ({detail}).")
+    if rows_outside:
+        notes.append(f"{rows_outside:,} usage rows fell outside the evaluation window and do not count.")
+    for product, f in products.items():
+        if f["ignored_measures"]:
+            notes.append(
+                f"{product}: monthly columns not used for dosage: {', '.join(f['ignored_measures'])}."
+            )
+        if not f["minutes"]:
+            notes.append(f"{product}: the export has no minutes, so fidelity and minutes are blank.")
+        elif not f["pass"]:
+            notes.append(
+                f"{product}: no lesson results in the export; fidelity uses minutes per week only."
+            )
+        if not f["day_level"]:
+            notes.append(
+                f"{product}: weekly or monthly summaries cannot show active days (left blank)."
+            )
+    if windows is not None and "student_id" in windows.columns:
+        scored = set(windows["student_id"].dropna().astype("str"))
+        for product, g in per_student.groupby("product", sort=True):
+            users = set(g.loc[g["sessions"] > 0, "student_id"])
+            present = set(g["student_id"])
+            notes.append(
+                f"{product}: {len(scored - users):,} students with test dates have no usage in "
+                f"the window (non-users); {len(present - scored):,} students in the usage export "
+                "have no test dates."
+            )
+    return notes
+
+
+# --- usage clusters -----------------------------------------------------------------------------
+
+
+def usage_clusters(values: pd.Series, *, seed: int) -> pd.Series:
+    """Label active students low -> high by 1-D k-means on log(1 + value).
+
+    Parameters
+    ----------
+    values
+        Minutes (or sessions) per student; NaN for students with no session (labelled "none").
+    seed
+        Seed for the k-means++ start and the silhouette sample (``plan.analysis.seed``).
+
+    Returns
+    -------
+    pandas.Series
+        ``str`` labels aligned with ``values``: "none" for non-users, the cluster name for users,
+        missing when there are fewer than :data:`MIN_CLUSTER_STUDENTS` users or fewer than two
+        distinct values.
+    """
+    out = pd.Series("none", index=values.index, dtype="str")
+    mask = values.notna().to_numpy()
+    x = np.log1p(values.to_numpy(dtype="float64")[mask])
+    if len(x) < MIN_CLUSTER_STUDENTS or len(np.unique(x)) < 2:
+        out[mask] = np.nan
+        return out
+    rng = np.random.default_rng(seed)
+    sample = x if len(x) <= _SILHOUETTE_SAMPLE else rng.choice(x, _SILHOUETTE_SAMPLE, replace=False)
+    best: tuple[float, int, np.ndarray] | None = None
+    for k in (2, 3, 4):
+        if len(np.unique(x)) < k:
+            break
+        centers = kmeans_1d(x, k, seed=seed)
+        if len(np.unique(centers)) < k:
+            continue
+        s = silhouette_1d(sample, _assign(sample, centers))
+        if best is None or s > best[0] + 1e-12:
+            best = (s, k, centers)
+    if best is None:
+        out[mask] = np.nan
+        return out
+    _, k, centers = best
+    labels = np.array(CLUSTER_LABELS[k], dtype=object)[_assign(x, centers)]
+    out[mask] = labels
+    return out
+
+
+def _assign(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    # Centers are sorted; in one dimension the nearest center is found from the midpoints.
+    return np.searchsorted((centers[1:] + centers[:-1]) / 2.0, x)
+
+
+def kmeans_1d(x: np.ndarray, k: int, *, seed: int, n_init: int = 4, max_iter: int = 100) -> np.ndarray:
+    """Sorted k-means centers of 1-D data (k-means++ start, Lloyd iterations, best of n_init)."""
+    rng = np.random.default_rng(seed)
+    best_c, best_inertia = None, np.inf
+    for _ in range(n_init):
+        c = np.array([x[rng.integers(len(x))]])
+        for _j in range(1, k):
+            d2 = np.min((x[:, None] - c[None, :]) ** 2, axis=1)
+            total = d2.sum()
+            if total <= 0:
+                break
+            c = np.append(c, x[rng.choice(len(x), p=d2 / total)])
+        c = np.sort(c)
+        for _it in range(max_iter):
+            lab = _assign(x, c)
+            counts = np.bincount(lab, minlength=len(c))
+            sums = np.bincount(lab, weights=x, minlength=len(c))
+            new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
+            new = np.sort(new)
+            if np.allclose(new, c, rtol=0, atol=1e-12):
+                c = new
+                break
+            c = new
+        inertia = float(((x - c[_assign(x, c)]) ** 2).sum())
+        if inertia < best_inertia - 1e-12:
+            best_c, best_inertia = c, inertia
+    assert best_c is not None
+    return best_c
+
+
+def silhouette_1d(x: np.ndarray, labels: np.ndarray) -> float:
+    """Mean silhouette width of a 1-D clustering (0 for points in singleton clusters)."""
+    dist = np.abs(x[:, None] - x[None, :])
+    ks = np.unique(labels)
+    if len(ks) < 2:
+        return -1.0
+    means = np.empty((len(x), len(ks)))
+    sizes = np.array([(labels == k).sum() for k in ks])
+    for j, k in enumerate(ks):
+        means[:, j] = dist[:, labels == k].sum(axis=1)
+    own = np.searchsorted(ks, labels)
+    n_own = sizes[own]
+    a = means[np.arange(len(x)), own] / np.maximum(n_own - 1, 1)
+    other = means / sizes[None, :]
+    other[np.arange(len(x)), own] = np.inf
+    b = other.min(axis=1)
+    s = np.where(n_own > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
+    return float(s.mean())
+
+
+# --- derived tables ------------------------------------------------------------------------------
+
+
+def habitual_months_at(dosage: DosageResult, threshold: int) -> pd.Series:
+    """Habitual months per student x product at another sessions-per-month threshold.
+
+    Parameters
+    ----------
+    dosage
+        A :class:`DosageResult`.
+    threshold
+        Sessions in a calendar month (inside the window) that make it habitual.
+
+    Returns
+    -------
+    pandas.Series
+        ``int64``, aligned with ``dosage.per_student`` (same index), named
+        ``habitual_months_<threshold>``; zero for students without a month that qualifies.
+    """
+    if threshold < 1:
+        raise PlanError("the sessions-per-month threshold must be at least 1", where="dosage")
+    m = dosage.monthly
+    counts = (
+        m.loc[m["sessions"] >= threshold].groupby(["student_id", "product"]).size()
+        if len(m)
+        else pd.Series(dtype="int64")
+    )
+    keys = pd.MultiIndex.from_frame(dosage.per_student[["student_id", "product"]])
+    values = counts.reindex(keys).fillna(0).astype("int64").to_numpy()
+    return pd.Series(values, index=dosage.per_student.index, name=f"habitual_months_{threshold}")
+
+
+def attach_dosage(
+    analysis_frame: pd.DataFrame,
+    dosage: DosageResult,
+    product: str,
+    min_sessions_per_month: int | None = None,
+) -> pd.DataFrame:
+    """Add one product's dosage columns to the analysis frame (one row per scored student).
+
+    Students without usage of ``product`` are non-users: zero sessions, minutes, days and months,
+    ``usage_level`` "none", ``usage_cluster`` "none". The counts of scored non-users and of usage
+    students without scores are stored in ``frame.attrs["dosage_notes"]`` (and in the result's
+    notes when windows were given).
+
+    Parameters
+    ----------
+    analysis_frame
+        One row per student with ``student_id``.
+    dosage
+        The :class:`DosageResult`.
+    product
+        Product whose use is the treatment.
+    min_sessions_per_month
+        Re-derive habitual months and usage level at this threshold (sensitivity analysis);
+        None keeps the plan's.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The analysis frame with :data:`ATTACHED_COLUMNS` (replacing any already there).
+    """
+    if "student_id" not in analysis_frame.columns:
+        raise DataError("the analysis frame has no student_id column", where="analysis frame")
+    per = dosage.per_student
+    known = sorted(per["product"].unique().tolist()) if len(per) else []
+    if product not in known:
+        raise DataError(
+            f"product {product!r} is not in the usage exports",
+            where="study.product",
+            hint=f"Products found: {', '.join(known) or 'none'}.",
+        )
+    sel = per.loc[per["product"] == product]
+    cols = sel[["student_id", *ATTACHED_COLUMNS]]
+    if min_sessions_per_month is not None:
+        hm = habitual_months_at(dosage, min_sessions_per_month).loc[sel.index]
+        level = np.where(
+            hm >= dosage.definition["min_habitual_months"],
+            "habitual",
+            np.where(sel["sessions"] > 0, "light", "none"),
+        )
+        cols = cols.assign(habitual_months=hm, usage_level=pd.Series(level, index=sel.index, dtype="str"))
+    base = analysis_frame.drop(columns=[c for c in ATTACHED_COLUMNS if c in analysis_frame.columns])
+    ids = base["student_id"].astype("str")
+    merged = base.assign(student_id=ids).merge(cols, on="student_id", how="left", validate="m:1")
+    merged.index = base.index
+    no_use = merged["sessions"].isna()
+    fills: dict[str, Any] = {
+        "sessions": 0,
+        "active_months": 0,
+        "habitual_months": 0,
+        "usage_level": "none",
+        "usage_cluster": "none",
+        "met_fidelity": False,
+    }
+    if sel["minutes"].notna().any():
+        fills["minutes"] = 0.0
+    if sel["active_days"].notna().any():
+        fills["active_days"] = 0
+    merged = merged.fillna(fills)
+    merged = merged.assign(
+        sessions=merged["sessions"].astype("int64"),
+        active_months=merged["active_months"].astype("int64"),
+        habitual_months=merged["habitual_months"].astype("int64"),
+        active_days=merged["active_days"].astype("Int64"),
+        minutes=merged["minutes"].astype("float64"),
+        met_fidelity=merged["met_fidelity"].astype("boolean"),
+    )
+    nonusers = int((no_use | (merged["sessions"] == 0)).sum())
+    without_scores = int((~sel["student_id"].isin(set(ids))).sum())
+    merged.attrs["dosage_notes"] = (
+        f"{product}: {nonusers:,} scored students are non-users (no session in the window).",
+        f"{product}: {without_scores:,} students in the usage export have no scores and are not "
+        "in the analysis.",
+    )
+    return merged
+
+
+def utilization(per_student: pd.DataFrame, seats: dict[str, int]) -> pd.DataFrame:
+    """License utilization: seats purchased -> activated -> active -> habitual, per product.
+
+    ``activated`` = students present in the export; ``active`` = at least one session in the
+    window; ``habitual`` = usage level "habitual". Rates are shares of seats (NaN without seats).
+    """
+    rows = []
+    for product in sorted(set(per_student["product"]) | set(seats)):
+        g = per_student.loc[per_student["product"] == product]
+        n_seats = seats.get(product)
+        activated = len(g)
+        active = int((g["sessions"] > 0).sum())
+        habitual = int((g["usage_level"] == "habitual").sum())
+        denom = float(n_seats) if n_seats else np.nan
+        rows.append(
+            {
+                "product": product,
+                "seats": n_seats if n_seats is not None else np.nan,
+                "activated": activated,
+                "active": active,
+                "habitual": habitual,
+                "activated_rate": activated / denom,
+                "active_rate": active / denom,
+                "habitual_rate": habitual / denom,
+                "unused_seats": (n_seats - activated) if n_seats is not None else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def usage_by_group(
+    per_student: pd.DataFrame,
+    students_frame: pd.DataFrame,
+    by: str,
+    min_cell_size: int,
+) -> pd.DataFrame:
+    """Equity of use: share of students active and habitual, and minutes, per group and product.
+
+    Every student in ``students_frame`` counts (students without usage as non-users). Cells with
+    fewer than ``min_cell_size`` students are suppressed (statistics blank, ``suppressed`` True);
+    when exactly one cell of a product would be suppressed, the next smallest is suppressed too so
+    the hidden cell cannot be recovered from the total.
+
+    Returns
+    -------
+    pandas.DataFrame
+        product, group column, n, active, habitual, share_active, share_habitual,
+        mean_minutes_active (mean minutes among active students), suppressed.
+    """
+    if by not in students_frame.columns:
+        raise DataError(f"the roster has no {by!r} column", where="roster", hint="Check the name.")
+    roster = students_frame[["student_id", by]].assign(
+        student_id=students_frame["student_id"].astype("str")
+    ).drop_duplicates("student_id")
+    out = []
+    for product in sorted(per_student["product"].unique().tolist()):
+        g = per_student.loc[per_student["product"] == product, ["student_id", "sessions", "usage_level", "minutes"]]
+        m = roster.merge(g, on="student_id", how="left")
+        active = (m["sessions"] > 0).where(m["sessions"].notna(), False).astype(bool)
+        habitual = (m["usage_level"] == "habitual").where(m["usage_level"].notna(), False).astype(bool)
+        m = m.assign(active=active, habitual=habitual, minutes_active=m["minutes"].where(active))
+        grp = m.groupby(by, dropna=False, sort=True)
+        t = pd.DataFrame(
+            {
+                "n": grp.size(),
+                "active": grp["active"].sum().astype("int64"),
+                "habitual": grp["habitual"].sum().astype("int64"),
+                "mean_minutes_active": grp["minutes_active"].mean(),
+            }
+        ).reset_index()
+        t = t.assign(
+            product=product,
+            share_active=t["active"] / t["n"],
+            share_habitual=t["habitual"] / t["n"],
+        )
+        small = t["n"] < min_cell_size
+        if int(small.sum()) == 1 and len(t) > 2:
+            nxt = t.loc[~small, "n"].idxmin()
+            small = small | (t.index == nxt)
+        stats = ["active", "habitual", "share_active", "share_habitual", "mean_minutes_active"]
+        t = t.astype({"active": "float64", "habitual": "float64"})
+        t.loc[small, stats] = np.nan
+        t = t.assign(suppressed=small.to_numpy())
+        out.append(t[["product", by, "n", *stats, "suppressed"]])
+    if not out:
+        return pd.DataFrame(columns=["product", by, "n", "active", "habitual", "share_active", "share_habitual", "mean_minutes_active", "suppressed"])
+    return pd.concat(out, ignore_index=True)

@@ -1,0 +1,154 @@
+"""SQL pieces of the dosage step (DuckDB dialect), kept apart so the definition reads in one place.
+
+:mod:`rce.dosage` calls these to turn each :class:`~rce.canonical.UsageSource` into a query that
+DuckDB runs directly on the file(s). Nothing here touches pandas. Every function returns SQL
+text; values that come from users (paths, headers, time-zone names) are quoted with
+:func:`lit` / :func:`ident`, never pasted raw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: Macros installed on every connection. ``rce_norm_id`` is the SQL twin of
+#: ``rce.io.normalize.normalize_student_id`` (trim; blank -> NULL; drop a trailing ``.0``;
+#: expand scientific notation of integers; strip leading zeros from all-digit IDs).
+MACROS = r"""
+CREATE OR REPLACE TEMP MACRO rce_sci_int2(ip, fp, ex) AS (
+  CASE
+    WHEN ex >= length(fp) THEN ip || fp || repeat('0', ex - length(fp))
+    WHEN regexp_full_match(substr(fp, ex + 1), '0*') THEN ip || substr(fp, 1, ex)
+    ELSE NULL
+  END);
+CREATE OR REPLACE TEMP MACRO rce_sci_int(t) AS (
+  CASE
+    WHEN NOT regexp_full_match(t, '[0-9]+(\.[0-9]+)?[eE]\+?[0-9]{1,2}') THEN NULL
+    ELSE rce_sci_int2(
+      regexp_extract(t, '^([0-9]+)', 1),
+      coalesce(regexp_extract(t, '^[0-9]+\.([0-9]+)', 1), ''),
+      TRY_CAST(regexp_extract(t, '[eE]\+?([0-9]+)$', 1) AS INTEGER))
+  END);
+CREATE OR REPLACE TEMP MACRO rce_strip_zeros(t) AS (coalesce(nullif(ltrim(t, '0'), ''), '0'));
+CREATE OR REPLACE TEMP MACRO rce_norm_id2(t) AS (
+  CASE
+    WHEN t = '' THEN NULL
+    WHEN regexp_full_match(t, '[0-9]+') THEN rce_strip_zeros(t)
+    WHEN regexp_full_match(t, '[0-9]+\.0+') THEN rce_strip_zeros(split_part(t, '.', 1))
+    WHEN rce_sci_int(t) IS NOT NULL THEN rce_strip_zeros(rce_sci_int(t))
+    ELSE t
+  END);
+CREATE OR REPLACE TEMP MACRO rce_norm_id(s) AS (
+  rce_norm_id2(trim(CAST(s AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13) || chr(11) || chr(12))));
+CREATE OR REPLACE TEMP MACRO rce_excel_date(t) AS (
+  CASE WHEN regexp_full_match(t, '[0-9]{5}(\.[0-9]+)?')
+            AND CAST(t AS DOUBLE) BETWEEN 20000 AND 80000
+       THEN DATE '1899-12-30' + CAST(floor(CAST(t AS DOUBLE)) AS INTEGER) END);
+CREATE OR REPLACE TEMP MACRO rce_excel_ts(t) AS (
+  CASE WHEN regexp_full_match(t, '[0-9]{5}(\.[0-9]+)?')
+            AND CAST(t AS DOUBLE) BETWEEN 20000 AND 80000
+       THEN TIMESTAMP '1899-12-30 00:00:00'
+            + to_microseconds(CAST(round(CAST(t AS DOUBLE) * 86400e6) AS BIGINT)) END);
+"""
+
+#: Time-of-day suffixes tried after each date format for timestamp columns.
+TIME_SUFFIXES = (" %H:%M:%S", " %H:%M", " %I:%M:%S %p", " %I:%M %p", " %H.%M")
+
+
+def lit(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier (file headers can hold spaces, quotes, anything)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def read_expr(paths: Sequence[str], file_format: str, delimiter: str, encoding: str) -> str:
+    """A DuckDB table function reading the files, every CSV column as text.
+
+    CSV columns are read as VARCHAR so that IDs keep their leading zeros and dates in mixed
+    formats survive until they are parsed explicitly.
+    """
+    files = "[" + ", ".join(lit(p) for p in paths) + "]"
+    if file_format == "parquet":
+        return f"read_parquet({files}, union_by_name = true)"
+    enc = {"utf-8-sig": "utf-8", "utf8": "utf-8", "cp1252": "latin-1", "latin1": "latin-1"}.get(
+        encoding.lower(), encoding.lower()
+    )
+    return (
+        f"read_csv({files}, header = true, all_varchar = true, delim = {lit(delimiter)}, "
+        f"quote = '\"', escape = '\"', encoding = {lit(enc)}, union_by_name = true, "
+        "null_padding = true)"
+    )
+
+
+def date_text_expr(col: str, formats: Sequence[str]) -> str:
+    """Parse a text date column (US month-first formats, ISO, Excel serials), NULL if none fits."""
+    x = f"trim({col})"
+    parts = [f"CAST(try_strptime({x}, {lit(f)}) AS DATE)" for f in formats]
+    parts.append(f"CAST(try_cast({x} AS TIMESTAMP) AS DATE)")
+    parts.append(f"rce_excel_date({x})")
+    return "coalesce(" + ", ".join(parts) + ")"
+
+
+def timestamp_text_expr(col: str, formats: Sequence[str]) -> str:
+    """Parse a naive text timestamp (ISO, each date format with a time of day, Excel serials)."""
+    x = f"trim({col})"
+    parts = [f"try_cast({x} AS TIMESTAMP)"]
+    for f in formats:
+        for suffix in TIME_SUFFIXES:
+            parts.append(f"try_strptime({x}, {lit(f + suffix)})")
+        parts.append(f"try_strptime({x}, {lit(f)})")
+    parts.append(f"rce_excel_ts({x})")
+    return "coalesce(" + ", ".join(parts) + ")"
+
+
+def local_date_from_text_ts(col: str, formats: Sequence[str], source_tz: str, local_tz: str) -> str:
+    """District-local date of a text timestamp.
+
+    A timestamp written with an explicit offset (``Z``, ``+02:00``) is converted from that offset;
+    a naive one is read in ``source_tz`` ("" = already local) and converted to ``local_tz``.
+    """
+    naive = timestamp_text_expr(col, formats)
+    x = f"trim({col})"
+    offset_aware = f"timezone({lit(local_tz)}, try_cast({x} AS TIMESTAMPTZ))"
+    if source_tz:
+        naive_local = f"timezone({lit(local_tz)}, timezone({lit(source_tz)}, {naive}))"
+    else:
+        naive_local = naive
+    has_offset = f"(suffix({x}, 'Z') OR regexp_matches({x}, '[0-9][+-][0-9][0-9]:?[0-9][0-9]$'))"
+    return f"CAST(CASE WHEN {has_offset} THEN {offset_aware} ELSE {naive_local} END AS DATE)"
+
+
+def local_date_from_typed(col: str, duck_type: str, source_tz: str, local_tz: str) -> str:
+    """District-local date of a typed (Parquet) DATE / TIMESTAMP / TIMESTAMPTZ column."""
+    t = duck_type.upper()
+    if t == "DATE":
+        return f"CAST({col} AS DATE)"
+    if "WITH TIME ZONE" in t:
+        return f"CAST(timezone({lit(local_tz)}, {col}) AS DATE)"
+    if t.startswith("TIMESTAMP"):
+        if source_tz:
+            return f"CAST(timezone({lit(local_tz)}, timezone({lit(source_tz)}, {col})) AS DATE)"
+        return f"CAST({col} AS DATE)"
+    return ""
+
+
+def number_expr(col: str, duck_type: str) -> str:
+    """A numeric column as DOUBLE (text: thousands separators removed; bad values -> NULL)."""
+    if duck_type.upper() in ("VARCHAR", "TEXT", "STRING"):
+        return f"try_cast(replace(trim({col}), ',', '') AS DOUBLE)"
+    return f"try_cast({col} AS DOUBLE)"
+
+
+def count_expr(col: str, duck_type: str) -> str:
+    """A lesson count or a pass flag: numbers, or Passed / Not Passed / Y / N words as 1 / 0."""
+    if duck_type.upper() not in ("VARCHAR", "TEXT", "STRING"):
+        return f"try_cast({col} AS DOUBLE)"
+    x = f"lower(trim({col}))"
+    return (
+        f"CASE WHEN {x} IN ('passed', 'pass', 'y', 'yes', 'true', 't') THEN 1.0 "
+        f"WHEN {x} IN ('not passed', 'not pass', 'failed', 'fail', 'n', 'no', 'false', 'f') "
+        f"THEN 0.0 ELSE {number_expr(col, duck_type)} END"
+    )
