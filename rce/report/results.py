@@ -221,6 +221,11 @@ def assemble_results(
         "warnings": _as_list(warnings),
         "definitions": to_jsonable(list(definitions)),
     }
+    min_n = (body["plan"] or {}).get("min_cell_size")
+    if isinstance(min_n, int) and isinstance(body["usage"], dict):
+        body["usage"]["monthly_trend"] = _suppress_trend(
+            body["usage"].get("monthly_trend") or [], min_n
+        )
     if body["impact"] is None and not impact_reason:
         raise ResultsError(
             "no impact estimate and no reason given",
@@ -233,6 +238,33 @@ def assemble_results(
         body[key] = to_jsonable(value)
     validate_results(body)
     return body
+
+
+def _suppress_trend(rows: list[dict[str, Any]], min_n: int) -> list[dict[str, Any]]:
+    """Hide monthly counts below the cell-size rule (e.g. few habitual users in September).
+
+    Each month's count is its own cell (no total of them is published), so only primary
+    suppression applies; the month's other counts stay visible.
+    """
+    if not rows:
+        return rows
+    import pandas as pd
+
+    from rce.privacy import suppress_cells
+
+    out = [dict(r) for r in rows]
+    for key in ("students_active", "students_habitual"):
+        present = [i for i, r in enumerate(out) if r.get(key) is not None]
+        if not present:
+            continue
+        table = pd.DataFrame({"n": [out[i][key] for i in present]})
+        hidden = suppress_cells(table, n_col="n", min_n=min_n)["suppressed"].tolist()
+        for i, hide in zip(present, hidden, strict=True):
+            if hide and out[i][key] != 0:
+                out[i][key] = None
+                if key == "students_active":
+                    out[i]["minutes"] = None
+    return out
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -307,7 +339,8 @@ def validate_results(results: Mapping[str, Any]) -> None:
 def check_privacy(results: Mapping[str, Any]) -> None:
     """Refuse results that identify a student or show a small cell.
 
-    Rules: no identifying key (``student_id``, names, birth dates, e-mail) anywhere; a row with
+    Rules: no identifying key (``student_id``, names, birth dates, e-mail) holding text anywhere
+    (a count keyed by ID kind is fine); a row with
     ``suppressed: true`` has null statistics; a row that is not suppressed has no count between
     1 and ``plan.min_cell_size - 1``.
 
@@ -325,6 +358,14 @@ def check_privacy(results: Mapping[str, Any]) -> None:
     _walk_privacy(results, "results", min_n)
 
 
+def _holds_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    if isinstance(value, list):
+        return any(isinstance(v, str) for v in value)
+    return False
+
+
 def _walk_privacy(node: Any, path: str, min_n: int) -> None:
     if isinstance(node, list):
         for i, item in enumerate(node):
@@ -332,8 +373,9 @@ def _walk_privacy(node: Any, path: str, min_n: int) -> None:
         return
     if not isinstance(node, Mapping):
         return
-    for key in node:
-        if str(key).lower() in _IDENTIFYING_KEYS:
+    for key, value in node.items():
+        # A count keyed by ID kind ({"state_id": 412}) is fine; identifier values are text.
+        if str(key).lower() in _IDENTIFYING_KEYS and _holds_text(value):
             raise ResultsError(
                 "results contain a student-identifying field",
                 where=f"{path}.{key}",

@@ -22,6 +22,12 @@ from rce.report.results import _IDENTIFYING_KEYS
 
 __all__ = ["check_table_privacy", "tables_from_results", "write_tables"]
 
+#: Columns holding numbers of students: none may show 1 to min_n - 1.
+COUNT_COLUMNS = frozenset({
+    "n", "students", "students_active", "students_habitual", "users", "habitual_users",
+    "light_users", "non_users", "active", "habitual", "met_fidelity", "n_treatment",
+    "n_comparison", "n_users", "n_non_users",
+})
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
@@ -108,17 +114,18 @@ def check_table_privacy(
                     where=f"tables/{name}.csv, column {col}",
                     hint="Per-student output needs the explicit per-student option.",
                 )
-        if "n" in frame.columns:
-            counts = pd.to_numeric(frame["n"], errors="coerce")
-            small = counts.gt(0) & counts.lt(min_n)
-            if "suppressed" in frame.columns:
-                small = small & ~frame["suppressed"].fillna(False).astype(bool)
+        for col in frame.columns:
+            if str(col) not in COUNT_COLUMNS:
+                continue
+            counts = pd.to_numeric(frame[col], errors="coerce")
+            small = (counts.gt(0) & counts.lt(min_n)).fillna(False).astype(bool)
             if bool(small.any()):
                 first = int(small.to_numpy().nonzero()[0][0])
                 raise DataError(
-                    f"a report table shows a group of fewer than {min_n} students",
-                    where=f"tables/{name}.csv, row {first + 2}, column n",
-                    hint="Suppress small cells with rce.privacy before writing tables.",
+                    f"a report table shows a count of fewer than {min_n} students",
+                    where=f"tables/{name}.csv, row {first + 2}, column {col}",
+                    hint="Suppress small cells with rce.privacy.suppress_cells before writing "
+                    "tables (set the count to missing).",
                 )
 
 
