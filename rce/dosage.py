@@ -591,48 +591,67 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> tuple[str, str]:
     # Exact duplicates: identical in every column. Rows are grouped within (raw ID, raw date)
     # by a 64-bit hash of the whole row, so a false match needs a hash collision between two
     # rows of the same student and day (probability ~ k^2 / 2^64 for k rows that day).
-    key_any = "".join(f", any_value(key_{i}) AS key_{i}" for i in range(len(extra_keys)))
+    # Only measures the export has are carried through the two big aggregations.
+    measures = ("minutes", "sessions", "lessons_completed", "lessons_passed")
+    if p.monthly:
+        have = {m for v in p.monthly.values() for m in v}
+        have = {"minutes" if m == "avg_weekly_minutes" else m for m in have}
+    else:
+        have = {m for m in measures if m in cols}
+        if src.granularity == "lesson":
+            have.add("lessons_completed")
+    present = [m for m in measures if m in have]
+    row_product = "product" in cols
+    grp = "rid, product, dk" if row_product else "rid, dk"
+    carried = present + (["flag_active"] if "active" in cols else [])
+    carried += [f"key_{i}" for i in range(len(extra_keys))]
     dedup = (
-        "SELECT rid, product, dk, h, any_value(flag_active) AS flag_active, "
-        "any_value(minutes) AS minutes, any_value(sessions) AS sessions, "
-        "any_value(lessons_completed) AS lessons_completed, "
-        f"any_value(lessons_passed) AS lessons_passed{key_any}, count(*) AS n "
-        "FROM r GROUP BY rid, product, dk, h"
+        f"SELECT {grp}, h, "
+        + "".join(f"any_value({c}) AS {c}, " for c in carried)
+        + f"count(*) AS n FROM r GROUP BY {grp}, h"
     )
     if src.dedupe_keys:
         # One row per key and day: the day is always part of the key, so a key that names a
         # kind of activity (not one row) cannot merge use on different days.
-        keys = ["product", day_expr.replace("__DK__", "dk") if text_day else "dk"]
+        keys = ([("product")] if row_product else []) + [
+            day_expr.replace("__DK__", "dk") if text_day else "dk"
+        ]
         if "student_id" in src.dedupe_keys:
             keys.append("rce_norm_id(rid)")
         keys += [f"key_{i}" for i in range(len(extra_keys))]
+        order = ", ".join(
+            f"{m} DESC NULLS LAST" for m in ("minutes", "sessions", "lessons_completed") if m in present
+        )
         keep = (
-            "row_number() OVER (PARTITION BY " + ", ".join(keys) + " ORDER BY minutes DESC NULLS "
-            "LAST, sessions DESC NULLS LAST, lessons_completed DESC NULLS LAST, h) = 1"
+            "row_number() OVER (PARTITION BY " + ", ".join(keys) + " ORDER BY "
+            + (order + ", " if order else "") + "h) = 1"
         )
     else:
         keep = "TRUE"
     active = _active_expr(p)
-    provided_sessions = "sessions" in cols or any("sessions" in v for v in p.monthly.values())
-    if p.unit in ("row", "student-day"):
-        sess = "count(*) FILTER (kept AND active)"
-    elif provided_sessions:
+    if p.unit in ("row", "student-day") or (
+        "sessions" not in present and src.granularity in _DAY_LEVEL
+    ):
+        sess = "count(*) FILTER (kept AND active)"  # daily rows: one session per active row
+    elif "sessions" in present:
         sess = "coalesce(sum(sessions) FILTER (kept AND active), 0)"
-    elif src.granularity in _DAY_LEVEL:
-        sess = "count(*) FILTER (kept AND active)"  # one session per active daily row
     else:
         sess = "coalesce(sum(lessons_completed) FILTER (kept AND active), 0)"
+    sums = "".join(
+        f", sum({m}) FILTER (kept AND active) AS {m}" if m in present
+        else f", CAST(NULL AS DOUBLE) AS {m}"
+        for m in measures
+    )
     l0 = f"""
         WITH r AS ({rows_sql}),
         d AS ({dedup}),
         k AS (SELECT *, {keep} AS kept, {active} AS active FROM d)
-        SELECT rid, product, dk, sum(n) AS n_read, count(*) FILTER (kept) AS n_kept,
-               count(*) FILTER (kept AND active) AS n_active, {sess} AS sess,
-               sum(minutes) FILTER (kept AND active) AS minutes,
-               sum(lessons_completed) FILTER (kept AND active) AS lessons_completed,
-               sum(lessons_passed) FILTER (kept AND active) AS lessons_passed
-        FROM k GROUP BY rid, product, dk
+        SELECT {grp}, sum(n) AS n_read, count(*) FILTER (kept) AS n_kept,
+               count(*) FILTER (kept AND active) AS n_active, {sess} AS sess{sums}
+        FROM k GROUP BY {grp}
     """
+    if not row_product:
+        l0 = f"SELECT *, {prod} AS product FROM ({l0})"
     # IDs are normalised and text dates parsed later, on the distinct values only.
     dk_txt = "CAST(dk AS VARCHAR)" if text_day else "CAST(NULL AS VARCHAR)"
     dk_date = "CAST(NULL AS DATE)" if text_day else f"CAST({day_expr} AS DATE)"

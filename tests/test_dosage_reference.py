@@ -193,16 +193,19 @@ def reference_dosage(
         has_sessions=rows["sessions"].notna(),
     )
     keys = ["student_id", "product", "gran", "day"]
-    dl = rows.groupby(keys, sort=False).agg(
-        unit=("unit", "first"),
-        n=("n_act", "size"),
-        n_act=("n_act", "sum"),
-        s_act=("s_act", lambda x: x.fillna(0).sum()),
-        has_sessions=("has_sessions", "any"),
-        minutes=("m_act", lambda x: x.sum(min_count=1)),
-        lc=("lc_act", lambda x: x.sum(min_count=1)),
-        lp=("lp_act", lambda x: x.sum(min_count=1)),
-        lc0=("lc_act", lambda x: x.fillna(0).sum()),
+    g = rows.groupby(keys, sort=False)
+    dl = pd.DataFrame(
+        {
+            "unit": g["unit"].first(),
+            "n": g.size(),
+            "n_act": g["n_act"].sum(),
+            "s_act": g["s_act"].sum(),
+            "has_sessions": g["has_sessions"].any(),
+            "minutes": g["m_act"].sum(min_count=1),
+            "lc": g["lc_act"].sum(min_count=1),
+            "lp": g["lp_act"].sum(min_count=1),
+            "lc0": g["lc_act"].sum(),
+        }
     ).reset_index()
     sess = np.where(
         dl["unit"] == "student-day",
@@ -244,34 +247,36 @@ def reference_dosage(
     inn = dl.loc[dl["in_win"]].copy()
     inn["month"] = [date(d.year, d.month, 1) for d in inn["day"]]
     inn["act_day"] = ((inn["sess"] > 0) & inn["gran"].isin(["event", "lesson", "daily"])).astype(int)
-    inn["use_day"] = inn["day"].where(inn["sess"] > 0)
-    monthly = (
-        inn.groupby(["student_id", "product", "month"])
-        .agg(
-            sessions=("sess", "sum"),
-            minutes=("minutes", lambda x: x.sum(min_count=1)),
-            active_days=("act_day", "sum"),
-            lc=("lc", lambda x: x.sum(min_count=1)),
-            lp=("lp", lambda x: x.sum(min_count=1)),
-            first=("use_day", lambda x: x.dropna().min() if x.notna().any() else None),
-            last=("use_day", lambda x: x.dropna().max() if x.notna().any() else None),
-        )
-        .reset_index()
-    )
+    inn["use_day"] = pd.to_datetime(inn["day"]).where(inn["sess"] > 0)
+    g = inn.groupby(["student_id", "product", "month"])
+    monthly = pd.DataFrame(
+        {
+            "sessions": g["sess"].sum(),
+            "minutes": g["minutes"].sum(min_count=1),
+            "active_days": g["act_day"].sum(),
+            "lc": g["lc"].sum(min_count=1),
+            "lp": g["lp"].sum(min_count=1),
+            "first": g["use_day"].min(),
+            "last": g["use_day"].max(),
+        }
+    ).reset_index()
     span = {p: (g["lo"].min(), g["hi"].max()) for p, g in dl.groupby("product")}
     m = monthly.assign(
         act=(monthly["sessions"] > 0).astype(int), hab=(monthly["sessions"] >= thr).astype(int)
     )
-    agg = m.groupby(["student_id", "product"]).agg(
-        sessions=("sessions", "sum"),
-        minutes=("minutes", lambda x: x.sum(min_count=1)),
-        active_days=("active_days", "sum"),
-        active_months=("act", "sum"),
-        habitual_months=("hab", "sum"),
-        first_use=("first", lambda x: x.dropna().min() if x.notna().any() else None),
-        last_use=("last", lambda x: x.dropna().max() if x.notna().any() else None),
-        lc=("lc", lambda x: x.sum(min_count=1)),
-        lp=("lp", lambda x: x.sum(min_count=1)),
+    g = m.groupby(["student_id", "product"])
+    agg = pd.DataFrame(
+        {
+            "sessions": g["sessions"].sum(),
+            "minutes": g["minutes"].sum(min_count=1),
+            "active_days": g["active_days"].sum(),
+            "active_months": g["act"].sum(),
+            "habitual_months": g["hab"].sum(),
+            "first_use": g["first"].min().dt.date,
+            "last_use": g["last"].max().dt.date,
+            "lc": g["lc"].sum(min_count=1),
+            "lp": g["lp"].sum(min_count=1),
+        }
     )
     keys_all = dl[["student_id", "product"]].drop_duplicates().set_index(["student_id", "product"])
     per_df = keys_all.join(agg, how="left").reset_index()
@@ -336,7 +341,7 @@ def assert_agree(result, ref, plan: Plan, has_minutes: bool, has_pass: bool) -> 
     m_exp = ref["monthly"].sort_values(["product", "student_id", "month"]).reset_index(drop=True)
     assert len(m_got) == len(m_exp)
     assert m_got["sessions"].tolist() == m_exp["sessions"].astype(int).tolist()
-    assert [pd.Timestamp(x).date() for x in m_got["month"]] == list(m_exp["month"])
+    assert [pd.Timestamp(x).date() for x in m_got["month"]] == [pd.Timestamp(x).date() for x in m_exp["month"]]
     assert m_got["habitual"].tolist() == (m_exp["sessions"] >= plan.dosage.min_sessions_per_month).tolist()
 
 
