@@ -1259,12 +1259,22 @@ def _definitions(plan: Plan, rules: SustainRules) -> dict[str, str]:
 
 
 def _verdict(ev: Evidence | None, plan: Plan) -> str:
-    """pass / fail / inconclusive from the plan's decision rule; none without an estimate."""
+    """The evidence verdict, from the plan's pre-registered decision rule.
+
+    ``pass``: P(meaningful effect) >= pass probability. ``fail``: P(meaningful) <= fail
+    probability and no clear positive effect. ``small-positive``: P(meaningful) <= fail
+    probability, but P(effect > 0) >= pass probability -- a real but probably smaller than
+    meaningful effect, which is not grounds to sunset on its own. ``inconclusive`` in between;
+    ``none`` without a probability.
+    """
     if ev is None or ev.probability_meaningful is None:
         return "none"
     if ev.probability_meaningful >= plan.decision.pass_probability:
         return "pass"
     if ev.probability_meaningful <= plan.decision.fail_probability:
+        positive = ev.probability_positive
+        if positive is not None and positive >= plan.decision.pass_probability:
+            return "small-positive"
         return "fail"
     return "inconclusive"
 
@@ -1516,9 +1526,9 @@ def _assess(
     # --- evidence verdict ---
     verdict = _verdict(ev, plan)
     decision_verdict = verdict
-    if ev is not None and ev.interim and verdict in ("pass", "fail"):
+    if ev is not None and ev.interim and (ev.has_effect or ev.probability_meaningful is not None):
         flags.append("INTERIM_EVIDENCE")
-        if not rules.interim_evidence_decides:
+        if not rules.interim_evidence_decides and verdict in ("pass", "fail"):
             decision_verdict = "inconclusive"
     if ev is not None and (ev.has_effect or ev.probability_meaningful is not None):
         kind = "interim " if ev.interim else ""
@@ -1526,6 +1536,10 @@ def _assess(
             "pass": "meets the pre-registered pass threshold",
             "fail": "is at or below the pre-registered fail threshold (the data do not support a "
             "meaningful effect; this is not proof of no effect)",
+            "small-positive": "shows a positive effect (P(effect > 0) at least the pass "
+            f"threshold) that is probably smaller than the meaningful "
+            f"{plan.decision.meaningful_effect:g} SD (P(meaningful) at or below the fail "
+            "threshold): neither a pass nor grounds to drop it",
             "inconclusive": "is between the fail and pass thresholds: inconclusive",
             "none": "has no probability of a meaningful effect",
         }[verdict]
@@ -1670,7 +1684,13 @@ def _assess(
         else:
             rec = "right-size"
             fired.append("right_size")
-            reasons.append(right_size_reason(", whatever its effect"))
+            reasons.append(
+                right_size_reason(
+                    " (a positive effect below the meaningful size; the seats are too many)"
+                    if decision_verdict == "small-positive"
+                    else ", whatever its effect"
+                )
+            )
     if rec is None:
         rec = "insufficient-evidence"
         fired.append("insufficient_evidence")
@@ -1799,7 +1819,10 @@ def compute_sustain(
 
     1. *adoption floor*: activated / seats < ``adoption_floor`` without passing evidence ->
        sunset;
-    2. *evidence fail*: P(meaningful effect) <= plan.decision.fail_probability -> sunset;
+    2. *evidence fail*: P(meaningful effect) <= plan.decision.fail_probability and no clear
+       positive effect -> sunset (a clear positive effect that is probably below the meaningful
+       size, P(effect > 0) >= pass probability, is verdict "small-positive" and goes on to the
+       utilization rules instead);
     3. *redundancy*: no passing evidence and >= ``redundancy_min_overlap`` of active users also
        use a same-subject product whose evidence passes -> sunset;
     4. *passing evidence*: right-size when the right-sized count is >= ``right_size_min_cut``

@@ -186,12 +186,18 @@ def test_adoption_floor_does_not_override_passing_evidence():
 
 
 @pytest.mark.parametrize(
-    ("p", "verdict"), [(0.75, "pass"), (0.7499, "inconclusive"), (0.5001, "inconclusive"),
-                       (0.50, "fail")]
+    ("p", "p_positive", "verdict"),
+    [
+        (0.75, 0.99, "pass"),
+        (0.7499, 0.99, "inconclusive"),
+        (0.5001, 0.99, "inconclusive"),
+        (0.50, 0.7499, "fail"),
+        (0.50, 0.75, "small-positive"),  # a clear but probably small effect: not a fail
+    ],
 )
-def test_evidence_verdict_boundaries(p, verdict):
+def test_evidence_verdict_boundaries(p, p_positive, verdict):
     rows = frame(usage("Tool", activated=100, active=95, habitual=90))
-    a = one(product(), rows, evidence(p_meaningful=p))
+    a = one(product(), rows, evidence(p_meaningful=p, probability_positive=p_positive))
     assert a.verdict == verdict
     if verdict == "fail":
         assert a.recommendation == "sunset"
@@ -199,6 +205,17 @@ def test_evidence_verdict_boundaries(p, verdict):
         assert any("this is not proof of no effect" in r for r in a.reasons)
     if verdict == "pass":
         assert a.recommendation == "scale"
+    if verdict == "small-positive":
+        assert a.recommendation == "insufficient-evidence"
+        assert any("probably smaller than the meaningful 0.1 SD" in r for r in a.reasons)
+
+
+def test_small_positive_effect_with_too_many_seats_is_right_sized():
+    # The sample district's shape: a real effect (P > 0 = 100%) below 0.1 SD (P = 33%).
+    rows = frame(usage("Tool", activated=100, active=75, habitual=57))
+    a = one(product(), rows, evidence(p_meaningful=0.33, probability_positive=1.0))
+    assert a.verdict == "small-positive" and a.recommendation == "right-size"
+    assert any("a positive effect below the meaningful size" in r for r in a.reasons)
 
 
 @pytest.mark.parametrize(("habitual", "fires"), [(68, True), (69, False)])

@@ -111,3 +111,27 @@ def test_cli_sustain_report(district: Path, tmp_path: Path, runner):
                               "--out", str(out)])
     assert bad.exit_code == 2
     assert "products file not found" in bad.stderr
+
+
+@pytest.mark.slow
+def test_inline_analysis_planted_effect_is_not_dropped(district: Path, tmp_path: Path):
+    """Scores listed for a product are analysed in memory by rce.pipeline (no results.json)."""
+    text = (district / "products.toml").read_text(encoding="utf-8")
+    usage_path = "iready/personalized_instruction_by_lesson_ela.csv"
+    text = text.replace(f'usage = "{usage_path}"',
+                        f'usage = "{usage_path}"\nscores = ["iready/diagnostic_results_ela.csv"]')
+    inline = tmp_path / "products_inline.toml"
+    inline.write_text(text, encoding="utf-8")
+    # Usage and scores are found relative to the products file's folder.
+    for sub in ("iready", "usage"):
+        (tmp_path / sub).symlink_to(district / sub)
+    plan = load_plan(district / "rce.toml")
+    run = run_sustain_report(inline, plan=plan, out_dir=None, as_of=date(2025, 2, 1),
+                             evidence_paths=())
+    by = {a.product.product: a for a in run.result.products}
+    a = by[A]
+    assert a.evidence is not None and a.evidence.source.startswith("inline analysis")
+    assert a.evidence.probability_positive > 0.9  # the planted effect is found ...
+    assert a.verdict in ("pass", "small-positive")
+    assert a.recommendation != "sunset"  # ... and a product that helps is not dropped
+    assert by[B].evidence is None and by[C].evidence is None

@@ -152,12 +152,13 @@ def test_renderers_handle_no_evidence_no_usage(tmp_path: Path):
     write_sustain_workbook(r, tmp_path / "solo.xlsx")
 
 
-def _results_json(product: str, p_meaningful: float, window: str = "spring") -> str:
+def _results_json(product: str, p_meaningful: float, window: str = "spring",
+                  p_positive: float = 0.99) -> str:
     return json.dumps({
         "schema_version": "1",
         "study": {"product": product, "outcome_window": window, "interim": window != "spring"},
         "impact": {"design": "matched", "estimate": 3.0, "ci_low": 1.0, "ci_high": 5.0,
-                   "probability_positive": 0.99, "probability_meaningful": p_meaningful,
+                   "probability_positive": p_positive, "probability_meaningful": p_meaningful,
                    "hedges_g": 0.15, "improvement_index": 6.0, "n_treatment": 400},
         "evidence": {"essa_tier": 3},
     })
@@ -178,7 +179,8 @@ def test_run_sustain_report_without_usage_finds_evidence(tmp_path: Path):
     (tmp_path / "winter").mkdir()
     (tmp_path / "winter" / "results.json").write_text(_results_json("Alpha", 0.2, "winter"))
     (tmp_path / "beta").mkdir()
-    (tmp_path / "beta" / "results.json").write_text(_results_json("Something else", 0.1))
+    (tmp_path / "beta" / "results.json").write_text(_results_json("Something else", 0.1,
+                                                                           p_positive=0.55))
     run = run_sustain_report(tmp_path / "products.toml", plan=Plan(), out_dir=tmp_path / "out",
                              as_of=date(2025, 2, 1))
     alpha, beta = run.result.products
