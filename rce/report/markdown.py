@@ -56,7 +56,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     str
         GitHub-flavoured Markdown ending in a newline.
     """
-    view = build_view(results)
+    view = build_view(results, with_charts=False)
     lines = [f"# {md(view.title)}", "", md(view.subtitle), ""]
     if view.badges:
         lines.extend([" · ".join(f"**{md(b)}**" for b in view.badges), ""])

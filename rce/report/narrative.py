@@ -10,6 +10,7 @@ text; each renderer escapes every one of them for its own format.
 from __future__ import annotations
 
 import calendar
+import contextvars
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,14 @@ def month_label(month: Any) -> str:
 
 def _plural(n: float | None, word: str) -> str:
     return word if n == 1 else word + "s"
+
+
+#: Whether figures are drawn (see build_view); a context variable so threads don't interfere.
+_DRAW: contextvars.ContextVar[bool] = contextvars.ContextVar("rce_report_draw", default=True)
+
+
+def _draw(function: Any, *args: Any, **kwargs: Any) -> str:
+    return function(*args, **kwargs) if _DRAW.get() else ""
 
 
 # --- document model ---------------------------------------------------------------------------
@@ -366,7 +375,7 @@ def _usage_section(results: Mapping[str, Any], min_n: int) -> Section:
                          for r in trend) + ".")
         title = f"Students using {product} each month"
         rows = [dict(r, month=month_label(r.get("month"))) for r in trend]
-        figures.append(Figure(charts.monthly_trend_chart(rows, title=title, alt=alt,
+        figures.append(Figure(_draw(charts.monthly_trend_chart, rows, title=title, alt=alt,
                                                          min_n=min_n), title, takeaway, alt))
     else:
         paragraphs.append("No monthly usage trend can be shown: "
@@ -389,7 +398,7 @@ def _usage_section(results: Mapping[str, Any], min_n: int) -> Section:
                          f"{'suppressed' if r.get('suppressed') else fmt_int(r.get('n'))}"
                          for r in dist) + f". {fmt_int(total)} students shown.")
         title = "Students by months of habitual use"
-        figures.append(Figure(charts.habitual_months_chart(dist, title=title, alt=alt,
+        figures.append(Figure(_draw(charts.habitual_months_chart, dist, title=title, alt=alt,
                                                            min_n=min_n), title, takeaway, alt))
     else:
         paragraphs.append("The distribution of habitual months cannot be shown: "
@@ -450,7 +459,7 @@ def _dose_sections(results: Mapping[str, Any], min_n: int) -> Section:
                                 f"mean {fmt(b.get('mean'))} (n = {fmt_int(b.get('n'))})")
                              for b in bins) + ".")
             figures.append(Figure(
-                charts.dose_response_chart(bins, dose.get("fitted"), title=title, alt=alt,
+                _draw(charts.dose_response_chart, bins, dose.get("fitted"), title=title, alt=alt,
                                            ylabel=f"{_capitalise(outcome)} ({unit})",
                                            min_n=min_n),
                 title, takeaway, alt))
@@ -514,7 +523,7 @@ def _gaps_section(results: Mapping[str, Any], min_n: int) -> Section:
                         "estimate": g.get("gap"), "ci_low": g.get("ci_low"),
                         "ci_high": g.get("ci_high"), "suppressed": g.get("suppressed")}
                        for g in rows]
-        figures.append(Figure(charts.forest_chart(forest_rows, title=title, alt=alt,
+        figures.append(Figure(_draw(charts.forest_chart, forest_rows, title=title, alt=alt,
                                                   xlabel=f"Gap to {reference} (points)",
                                                   min_n=min_n), title, takeaway, alt))
     table_rows = []
@@ -565,7 +574,7 @@ def _impact_section(results: Mapping[str, Any], min_n: int) -> Section:
                   if meaningful is not None else "")
                + (f"; dashed line at the {fmt_pct(pass_p)} decision threshold." if pass_p
                   is not None else "."))
-        figures.append(Figure(charts.probability_bars(regions, threshold=pass_p, title=title,
+        figures.append(Figure(_draw(charts.probability_bars, regions, threshold=pass_p, title=title,
                                                       alt=alt), title, takeaway, alt))
     else:
         paragraphs.append("Probabilities for the three conclusions were not computed.")
@@ -583,7 +592,7 @@ def _impact_section(results: Mapping[str, Any], min_n: int) -> Section:
                "; ".join(f"{b.get('variable')}: {fmt(abs(_num(b.get('smd_before')) or 0), 2)} "
                          f"before, {fmt(abs(_num(b.get('smd_after')) or 0), 2)} after"
                          for b in balance) + "; reference lines at 0.05 and 0.25.")
-        figures.append(Figure(charts.love_plot(balance, title=title, alt=alt), title, takeaway,
+        figures.append(Figure(_draw(charts.love_plot, balance, title=title, alt=alt), title, takeaway,
                               alt))
     rows = (
         ("Difference (users minus comparison)",
@@ -722,8 +731,20 @@ def _appendix(results: Mapping[str, Any], min_n: int) -> tuple[Section, ...]:
     return tuple(sections)
 
 
-def build_view(results: Mapping[str, Any]) -> View:
-    """The report as a document model (see module docstring)."""
+def build_view(results: Mapping[str, Any], *, with_charts: bool = True) -> View:
+    """The report as a document model (see module docstring).
+
+    ``with_charts=False`` leaves every ``Figure.svg`` empty (Markdown has no use for the SVG and
+    drawing is the slow part); titles, takeaways and alt texts are the same.
+    """
+    token = _DRAW.set(with_charts)
+    try:
+        return _build_view(results)
+    finally:
+        _DRAW.reset(token)
+
+
+def _build_view(results: Mapping[str, Any]) -> View:
     min_n = _min_n(results)
     study = _study(results)
     product = _product(results)
