@@ -1555,6 +1555,13 @@ def _assess(
             )
     else:
         why = f" ({ev.no_impact_reason})" if ev is not None and ev.no_impact_reason else ""
+        if ev is not None and ev.dose_per_month and ev.dose_per_month[0] is not None:
+            est, lo, hi = ev.dose_per_month
+            ci = f" (CI {lo:+.2f} to {hi:+.2f})" if lo is not None and hi is not None else ""
+            why += (
+                f"; dose-response only: {est:+.2f} outcome units per habitual month{ci}, an "
+                "association that does not by itself show the product caused it"
+            )
         reasons.append(
             f"No local impact estimate{why}: the product's effect is unknown, so nothing here "
             "says it works or does not."

@@ -752,3 +752,15 @@ def test_evidence_regions_fallback_and_tier_text():
     res["evidence"]["essa_tier"] = "Tier 3"
     ev = evidence_from_results(res)
     assert ev.probability_meaningful == 0.8 and ev.evidence_tier == "3"
+
+
+def test_dose_response_only_evidence_is_reported_not_judged():
+    res = results_dict()
+    res["impact"] = None
+    res["impact_reason"] = "almost every scored student used the product"
+    ev = evidence_from_results(res)
+    a = one(product(), frame(usage("Tool", activated=100, active=90, habitual=80)), ev)
+    assert a.verdict == "none" and a.to_dict()["effect"] is None
+    text = " ".join(a.reasons)
+    assert "(almost every scored student used the product; dose-response only: +1.90" in text
+    assert a.recommendation == "insufficient-evidence"
