@@ -520,15 +520,14 @@ def _active_expr(p: _Prepared) -> str:
     return "(" + " OR ".join(f"coalesce({c}, 0) > 0" for c in used) + ")" if used else "TRUE"
 
 
-def _source_sql(p: _Prepared, plan: Plan, idx: int) -> tuple[str, str]:
-    """SQL for one source: rows -> de-duplicated -> (raw ID, product, raw date); date parser.
-
-    Returns the level-0 query and, for text dates, the expression that parses ``dk_txt``.
-    """
+def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
+    """SQL for one source: rows -> de-duplicated -> student-day by normalised raw ID."""
     src, types, cols = p.src, p.types, p.cols
     reader = q.read_expr(p.files, src.file_format, src.delimiter, src.encoding)
     tz = plan.study.timezone
-    rid = f"CAST({q.ident(cols['student_id'])} AS VARCHAR)"
+    # IDs are normalised per row (all-digit IDs take a cheap path), so the student-day
+    # aggregation below is already by the normalised ID.
+    rid = f"rce_norm_id(CAST({q.ident(cols['student_id'])} AS VARCHAR))"
     row_hash = "hash(" + ", ".join(q.ident(h) for h in types) + ")"
     fallback = q.lit(src.product or src.layout or "usage")
     if "product" in cols:  # a column naming the product per row (Clever resource usage)
@@ -547,7 +546,6 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> tuple[str, str]:
     if p.monthly:
         extra_keys = []  # a wide monthly row is keyed by student and month
     key_cols = "".join(f", CAST({q.ident(cols[k])} AS VARCHAR) AS key_{i}" for i, k in enumerate(extra_keys))
-    text_day = False
     day_expr = "dk"
     if p.monthly:
         rows_sql = _wide_rows_sql(p, rid, row_hash, reader, prod, flag)
@@ -572,12 +570,14 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> tuple[str, str]:
             )
             h = cols[canon]
             if types[h].upper() == "VARCHAR":
-                dk, text_day = q.ident(h), True
-                day_expr = q.date_text_expr("__DK__", p.formats)
+                dk = q.date_text_expr(q.ident(h), p.formats)
                 if canon == "month":
                     month_formats = ("%Y-%m", "%m/%Y", "%m-%Y", "%B %Y", "%b %Y", "%b-%y", "%B-%y")
-                    parts = [f"CAST(try_strptime(trim(__DK__), {q.lit(f)}) AS DATE)" for f in month_formats]
-                    day_expr = "coalesce(" + ", ".join(parts) + f", {day_expr})"
+                    parts = [
+                        f"CAST(try_strptime(trim({q.ident(h)}), {q.lit(f)}) AS DATE)"
+                        for f in month_formats
+                    ]
+                    dk = "coalesce(" + ", ".join(parts) + f", {dk})"
             else:
                 dk = f"try_cast({q.ident(h)} AS DATE)"
         v = _value_exprs(p)
@@ -613,11 +613,9 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> tuple[str, str]:
     if src.dedupe_keys:
         # One row per key and day: the day is always part of the key, so a key that names a
         # kind of activity (not one row) cannot merge use on different days.
-        keys = ([("product")] if row_product else []) + [
-            day_expr.replace("__DK__", "dk") if text_day else "dk"
-        ]
+        keys = (["product"] if row_product else []) + [day_expr]
         if "student_id" in src.dedupe_keys:
-            keys.append("rce_norm_id(rid)")
+            keys.append("rid")
         keys += [f"key_{i}" for i in range(len(extra_keys))]
         order = ", ".join(
             f"{m} DESC NULLS LAST" for m in ("minutes", "sessions", "lessons_completed") if m in present
@@ -652,16 +650,13 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> tuple[str, str]:
     """
     if not row_product:
         l0 = f"SELECT *, {prod} AS product FROM ({l0})"
-    # IDs are normalised and text dates parsed later, on the distinct values only.
-    dk_txt = "CAST(dk AS VARCHAR)" if text_day else "CAST(NULL AS VARCHAR)"
-    dk_date = "CAST(NULL AS DATE)" if text_day else f"CAST({day_expr} AS DATE)"
     sql = f"""
-        SELECT {idx} AS src, product, {q.lit(src.granularity)} AS gran,
-               {q.lit(p.unit)} AS unit, rid, {dk_txt} AS dk_txt, {dk_date} AS dk_date,
-               n_read, n_kept, n_active, sess, minutes, lessons_completed, lessons_passed
+        SELECT {idx} AS src, product, {q.lit(src.granularity)} AS gran, {q.lit(p.unit)} AS unit,
+               rid, CAST({day_expr} AS DATE) AS day, n_read, n_kept, sess,
+               minutes, lessons_completed, lessons_passed
         FROM ({l0}) l0
     """
-    return sql, (day_expr.replace("__DK__", "dk_txt") if text_day else "")
+    return sql
 
 
 def _wide_rows_sql(
@@ -786,117 +781,66 @@ def compute_dosage(
     with connect(plan) as con:
         prepared = [_prepare(con, s, plan) for s in sources]
         files = [f for p in prepared for f in p.files]
-        built = [_source_sql(p, plan, i) for i, p in enumerate(prepared)]
-        union = " UNION ALL ".join(f"({sql})" for sql, _ in built)
-        # Level 0 (the one pass over the rows): de-duplicated rows -> (raw ID, raw date).
-        _run(con, f"CREATE TEMP TABLE sd AS {union}", files)
-        product_sources = {
-            str(prod): [int(i) for i in srcs]
-            for prod, srcs in _run(
-                con, "SELECT product, list(DISTINCT src ORDER BY src) FROM sd GROUP BY 1"
-            ).fetchall()
-            if prod is not None
-        }
-        products = _product_facts(prepared, product_sources)
-        units = {prod: f["unit"] for prod, f in products.items()}
-
-        # Distinct raw IDs -> normalised ID -> student (ID map); a small table.
+        union = " UNION ALL ".join(f"({_source_sql(p, plan, i)})" for i, p in enumerate(prepared))
         if id_map is not None:
-            con.register("rce_idmap_in", _clean_id_map(id_map))
-            reason = (
-                "coalesce(m.reason, 'not_in_id_map')"
-                if "reason" in id_map.columns
-                else "'not_in_id_map'"
-            )
-            idm_sql = f"""SELECT n.rid, n.raw_id, m.student_id,
-                  CASE WHEN n.raw_id IS NULL THEN 'blank_id'
-                       WHEN m.student_id IS NULL THEN {reason} END AS reason
-                FROM n LEFT JOIN rce_idmap_in m ON n.raw_id = m.raw_id"""
+            clean = _clean_id_map(id_map)
+            con.register("rce_idmap_in", clean)
+            reason = "coalesce(m.reason, 'not_in_id_map')" if "reason" in clean.columns else "'not_in_id_map'"
+            id_join = "LEFT JOIN rce_idmap_in m ON s.rid = m.raw_id"
+            sid = "m.student_id"
+            reason_expr = f"CASE WHEN s.rid IS NULL THEN 'blank_id' WHEN m.student_id IS NULL THEN {reason} END"
+            many_to_one = bool(clean["student_id"].dropna().duplicated().any())
         else:
-            idm_sql = """SELECT rid, raw_id, raw_id AS student_id,
-                  CASE WHEN raw_id IS NULL THEN 'blank_id' END AS reason FROM n"""
-        _run(
-            con,
-            f"""CREATE TEMP TABLE idm AS
-            WITH n AS (SELECT rid, rce_norm_id(rid) AS raw_id FROM (SELECT DISTINCT rid FROM sd))
-            {idm_sql}""",
+            id_join, sid, many_to_one = "", "s.rid", False
+            reason_expr = "CASE WHEN s.rid IS NULL THEN 'blank_id' END"
+        names = [p.src.product for p in prepared]
+        # Rows of one student-day meet again only when several exports feed one product or
+        # several usage IDs map to one student; only then is the student-day re-aggregated.
+        merge = many_to_one or (
+            len(prepared) > 1
+            and (len(set(names)) < len(names) or any("product" in p.cols for p in prepared))
         )
-        # Distinct text dates -> dates, parsed with each source's own formats; a small table.
-        parsers = [(i, expr) for i, (_, expr) in enumerate(built) if expr]
-        if parsers:
-            case = "CASE src " + " ".join(f"WHEN {i} THEN {e}" for i, e in parsers) + " END"
-            _run(
-                con,
-                f"""CREATE TEMP TABLE dmap AS SELECT src, dk_txt, {case} AS day
-                FROM (SELECT DISTINCT src, dk_txt FROM sd WHERE dk_txt IS NOT NULL)""",
-            )
-        else:
-            _run(con, "CREATE TEMP TABLE dmap (src INTEGER, dk_txt VARCHAR, day DATE)")
-        joined = """FROM sd JOIN idm ON sd.rid IS NOT DISTINCT FROM idm.rid
-                    LEFT JOIN dmap ON sd.src = dmap.src AND sd.dk_txt = dmap.dk_txt"""
-        acct = _run(
-            con,
-            f"""SELECT coalesce(sum(n_read), 0), coalesce(sum(n_read - n_kept), 0),
-                  coalesce(sum(n_kept) FILTER (
-                      reason IS NULL AND coalesce(sd.dk_date, dmap.day) IS NULL), 0)
-                {joined}""",
-        ).fetchall()[0]
-        rows_read, rows_dedup, rows_bad_date = (int(x) for x in acct)
-        unmatched = {
-            str(r): int(n)
-            for r, n in _run(
-                con,
-                f"SELECT reason, sum(n_kept) {joined} WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1",
-            ).fetchall()
-        }
-        # Student-day level. Re-aggregation is needed only when rows can meet again: several
-        # exports of one product, several raw IDs of one student, or one date in two spellings.
-        merge = (
-            len({p.src.product for p in prepared}) < len(prepared)
-            or _run(
-                con,
-                "SELECT count(*) > count(DISTINCT student_id) FROM idm WHERE student_id IS NOT NULL",
-            ).fetchall()[0][0]
-            or _run(
-                con,
-                "SELECT count(*) > count(DISTINCT (src, day)) FROM dmap WHERE day IS NOT NULL",
-            ).fetchall()[0][0]
-        )
-        base = f"""SELECT student_id, product, gran, unit, coalesce(sd.dk_date, dmap.day) AS day,
-                     sess, n_kept, minutes, lessons_completed, lessons_passed
-                   {joined}
-                   WHERE reason IS NULL AND coalesce(sd.dk_date, dmap.day) IS NOT NULL"""
-        sess_day = (
-            "CASE WHEN any_value(unit) = 'student-day' THEN CAST(sum(sess) > 0 AS BIGINT) "
-            "ELSE CAST(sum(sess) AS BIGINT) END"
-        )
-        if merge:
-            dl = f"""SELECT student_id, product, gran, day, {sess_day} AS sess,
-                       sum(n_kept) AS n_kept, sum(minutes) AS minutes,
-                       sum(lessons_completed) AS lessons_completed,
-                       sum(lessons_passed) AS lessons_passed
-                     FROM ({base}) b GROUP BY student_id, product, gran, day"""
-        else:
-            dl = f"""SELECT student_id, product, gran, day,
-                       CASE WHEN unit = 'student-day' THEN CAST(sess > 0 AS BIGINT)
-                            ELSE CAST(sess AS BIGINT) END AS sess,
-                       n_kept, minutes, lessons_completed, lessons_passed FROM ({base}) b"""
         window_rule = _window_sql(con, plan, windows, notes)
-        # Student-month level, with the window applied (rows outside it are only counted).
+        j = f"""SELECT s.src, s.product, s.gran, s.unit, {sid} AS student_id, {reason_expr} AS reason,
+                  s.day, s.n_read, s.n_kept, s.sess, s.minutes, s.lessons_completed,
+                  s.lessons_passed
+                FROM ({union}) s {id_join}"""
+        if merge:
+            day_level = f"""SELECT student_id, product, gran, day, reason,
+                  bit_or(CAST(1 AS UBIGINT) << src) AS srcs,
+                  CASE WHEN any_value(unit) = 'student-day' THEN CAST(sum(sess) > 0 AS BIGINT)
+                       ELSE CAST(sum(sess) AS BIGINT) END AS sess,
+                  sum(n_read) AS n_read, sum(n_kept) AS n_kept, sum(minutes) AS minutes,
+                  sum(lessons_completed) AS lessons_completed,
+                  sum(lessons_passed) AS lessons_passed
+                FROM ({j}) j GROUP BY student_id, product, gran, day, reason"""
+        else:
+            day_level = f"""SELECT student_id, product, gran, day, reason,
+                  CAST(1 AS UBIGINT) << src AS srcs,
+                  CASE WHEN unit = 'student-day' THEN CAST(sess > 0 AS BIGINT)
+                       ELSE CAST(sess AS BIGINT) END AS sess,
+                  n_read, n_kept, minutes, lessons_completed, lessons_passed FROM ({j}) j"""
+        # Student-month level with the window applied; rows outside it, unmatched rows and
+        # unreadable dates are carried only as counts. One pass, streaming from the files.
         _run(
             con,
             f"""CREATE TEMP TABLE mo_all AS
-            WITH d AS ({dl}),
-            e AS ({window_rule['effective_sql']}),
+            WITH d AS ({day_level}),
             dw AS (
               SELECT d.*,
-                CASE gran WHEN 'weekly' THEN day - 6
-                          WHEN 'monthly' THEN CAST(date_trunc('month', day) AS DATE)
-                          ELSE day END AS lo,
-                CASE gran WHEN 'monthly' THEN last_day(day) ELSE day END AS hi,
-                e.w_lo, e.w_hi
-              FROM d LEFT JOIN e USING (student_id))
-            SELECT student_id, product, CAST(date_trunc('month', day) AS DATE) AS month,
+                CASE d.gran WHEN 'weekly' THEN d.day - 6
+                            WHEN 'monthly' THEN CAST(date_trunc('month', d.day) AS DATE)
+                            ELSE d.day END AS lo,
+                CASE d.gran WHEN 'monthly' THEN last_day(d.day) ELSE d.day END AS hi,
+                {window_rule['w_lo']} AS w_lo, {window_rule['w_hi']} AS w_hi
+              FROM d {window_rule['join']}),
+            f AS (
+              SELECT *, reason IS NULL AND day IS NOT NULL
+                        AND (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win
+              FROM dw)
+            SELECT student_id, product, reason, CAST(date_trunc('month', day) AS DATE) AS month,
+              bit_or(srcs) AS srcs,
+              sum(n_read) AS n_read, sum(n_kept) AS n_kept,
               count(*) FILTER (in_win) AS n_in,
               coalesce(sum(n_kept) FILTER (NOT in_win), 0) AS n_out,
               coalesce(sum(sess) FILTER (in_win), 0) AS sessions,
@@ -908,22 +852,46 @@ def compute_dosage(
               min(day) FILTER (in_win AND sess > 0) AS first_day,
               max(day) FILTER (in_win AND sess > 0) AS last_day,
               min(lo) AS lo, max(hi) AS hi, any_value(w_lo) AS w_lo, any_value(w_hi) AS w_hi
-            FROM (SELECT *, (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win FROM dw)
-            GROUP BY ALL""",
+            FROM f GROUP BY student_id, product, reason, month""",
+            files,
         )
-        rows_outside = int(_run(con, "SELECT coalesce(sum(n_out), 0) FROM mo_all").fetchall()[0][0])
+        acct = _run(
+            con,
+            """SELECT coalesce(sum(n_read), 0), coalesce(sum(n_read - n_kept), 0),
+                 coalesce(sum(n_kept) FILTER (reason IS NULL AND month IS NULL), 0),
+                 coalesce(sum(n_out) FILTER (reason IS NULL AND month IS NOT NULL), 0)
+               FROM mo_all""",
+        ).fetchall()[0]
+        rows_read, rows_dedup, rows_bad_date, rows_outside = (int(x) for x in acct)
+        unmatched = {
+            str(r): int(n)
+            for r, n in _run(
+                con,
+                "SELECT reason, sum(n_kept) FROM mo_all WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1",
+            ).fetchall()
+        }
+        product_sources = {
+            str(prod): [i for i in range(len(prepared)) if (int(mask) >> i) & 1]
+            for prod, mask in _run(
+                con,
+                "SELECT product, bit_or(srcs) FROM mo_all WHERE reason IS NULL GROUP BY 1",
+            ).fetchall()
+        }
+        products = _product_facts(prepared, product_sources)
+        units = {prod: f["unit"] for prod, f in products.items()}
         _run(
             con,
             f"""CREATE TEMP TABLE mo AS
             SELECT student_id, product, month, sessions, minutes, active_days, lessons_completed,
               lessons_passed, sessions >= {thr} AS habitual, first_day, last_day
-            FROM mo_all WHERE n_in > 0""",
+            FROM mo_all WHERE reason IS NULL AND month IS NOT NULL AND n_in > 0""",
         )
         per = _run(
             con,
-            f"""WITH k AS (SELECT student_id, product, any_value(w_lo) AS w_lo,
-                                  any_value(w_hi) AS w_hi FROM mo_all GROUP BY ALL),
-                span AS (SELECT product, min(lo) AS p_lo, max(hi) AS p_hi FROM mo_all GROUP BY ALL)
+            f"""WITH a AS (SELECT * FROM mo_all WHERE reason IS NULL AND month IS NOT NULL),
+                k AS (SELECT student_id, product, any_value(w_lo) AS w_lo,
+                                  any_value(w_hi) AS w_hi FROM a GROUP BY ALL),
+                span AS (SELECT product, min(lo) AS p_lo, max(hi) AS p_hi FROM a GROUP BY ALL)
             SELECT k.student_id, k.product,
               coalesce(sum(m.sessions), 0) AS sessions, sum(m.minutes) AS minutes,
               sum(m.active_days) AS active_days,
@@ -999,11 +967,11 @@ def _clean_id_map(id_map: pd.DataFrame) -> pd.DataFrame:
 def _window_sql(
     con: duckdb.DuckDBPyConnection, plan: Plan, windows: pd.DataFrame | None, notes: list[str]
 ) -> dict[str, Any]:
-    """The effective window per student as SQL (student_id, w_lo, w_hi), and its description."""
+    """How the window joins the student-day rows: a join clause and the w_lo / w_hi expressions."""
     d = plan.dosage
-    none_sql = "SELECT NULL::VARCHAR AS student_id, NULL::DATE AS w_lo, NULL::DATE AS w_hi WHERE false"
+    none = {"join": "", "w_lo": "CAST(NULL AS DATE)", "w_hi": "CAST(NULL AS DATE)"}
     if d.window == "all":
-        return {"effective_sql": none_sql, "rule": {"rule": "all usage rows count"}}
+        return {**none, "rule": {"rule": "all usage rows count"}}
     if d.window == "dates":
         if d.window_start is None or d.window_end is None:
             raise PlanError(
@@ -1013,13 +981,10 @@ def _window_sql(
             )
         lo, hi = d.window_start.isoformat(), d.window_end.isoformat()
         return {
-            "effective_sql": f"SELECT student_id, DATE '{lo}' AS w_lo, DATE '{hi}' AS w_hi "
-            "FROM (SELECT DISTINCT student_id FROM idm WHERE student_id IS NOT NULL)",
-            "rule": {
-                "rule": f"usage from {lo} to {hi} inclusive counts",
-                "start": lo,
-                "end": hi,
-            },
+            "join": "",
+            "w_lo": f"DATE '{lo}'",
+            "w_hi": f"DATE '{hi}'",
+            "rule": {"rule": f"usage from {lo} to {hi} inclusive counts", "start": lo, "end": hi},
         }
     # baseline-to-outcome
     if windows is None:
@@ -1028,7 +993,7 @@ def _window_sql(
             "all usage rows count."
         )
         return {
-            "effective_sql": none_sql,
+            **none,
             "rule": {"rule": "baseline-to-outcome requested, but no test dates given: all rows"},
         }
     missing = {"student_id", "baseline_date", "outcome_date"} - set(windows.columns)
@@ -1041,31 +1006,33 @@ def _window_sql(
     w = pd.DataFrame(
         {
             "student_id": windows["student_id"].astype("str"),
-            "baseline_date": pd.to_datetime(windows["baseline_date"]),
-            "outcome_date": pd.to_datetime(windows["outcome_date"]),
+            "b": pd.to_datetime(windows["baseline_date"]),
+            "o": pd.to_datetime(windows["outcome_date"]),
         }
-    ).dropna(subset=["student_id"])
+    ).dropna()
     if w["student_id"].duplicated().any():
         raise DataError(
             "the test-date windows have more than one row for some students",
             where="windows",
             hint="Give one baseline and one outcome date per student.",
         )
-    con.register("rce_windows_in", w)
     rule = (
         "usage on or after each student's baseline test date and on or before their outcome "
         "test date counts; students without test dates use the study-wide window (earliest "
         "baseline to latest outcome)"
     )
-    sql = """
-        WITH w AS (SELECT student_id, CAST(baseline_date AS DATE) AS b,
-                          CAST(outcome_date AS DATE) AS o FROM rce_windows_in),
-        g AS (SELECT min(b) AS g_lo, max(o) AS g_hi FROM w)
-        SELECT s.student_id, coalesce(w.b, g.g_lo) AS w_lo, coalesce(w.o, g.g_hi) AS w_hi
-        FROM (SELECT DISTINCT student_id FROM idm WHERE student_id IS NOT NULL) s
-        CROSS JOIN g
-        LEFT JOIN w USING (student_id)"""
-    return {"effective_sql": sql, "rule": {"rule": rule}}
+    if w.empty:
+        notes.append("No student has both test dates: all usage rows count.")
+        return {**none, "rule": {"rule": rule}}
+    con.register("rce_windows_in", w)
+    g_lo, g_hi = w["b"].min().date().isoformat(), w["o"].max().date().isoformat()
+    return {
+        "join": "LEFT JOIN (SELECT student_id, CAST(b AS DATE) AS b, CAST(o AS DATE) AS o "
+        "FROM rce_windows_in) w ON d.student_id = w.student_id",
+        "w_lo": f"coalesce(w.b, DATE '{g_lo}')",
+        "w_hi": f"coalesce(w.o, DATE '{g_hi}')",
+        "rule": {"rule": rule},
+    }
 
 
 def _product_facts(

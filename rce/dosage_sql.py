@@ -38,7 +38,11 @@ CREATE OR REPLACE TEMP MACRO rce_norm_id2(t) AS (
     ELSE t
   END);
 CREATE OR REPLACE TEMP MACRO rce_norm_id(s) AS (
-  rce_norm_id2(trim(CAST(s AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13) || chr(11) || chr(12))));
+  CASE
+    -- fast path without regular expressions: an untrimmed all-digit ID
+    WHEN s <> '' AND ltrim(CAST(s AS VARCHAR), '0123456789') = '' THEN rce_strip_zeros(CAST(s AS VARCHAR))
+    ELSE rce_norm_id2(trim(CAST(s AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13) || chr(11) || chr(12)))
+  END);
 CREATE OR REPLACE TEMP MACRO rce_excel_date(t) AS (
   CASE WHEN regexp_full_match(t, '[0-9]{5}(\.[0-9]+)?')
             AND CAST(t AS DOUBLE) BETWEEN 20000 AND 80000
