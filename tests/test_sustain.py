@@ -759,8 +759,10 @@ def test_dose_response_only_evidence_is_reported_not_judged():
     res["impact"] = None
     res["impact_reason"] = "almost every scored student used the product"
     ev = evidence_from_results(res)
-    a = one(product(), frame(usage("Tool", activated=100, active=90, habitual=80)), ev)
+    assert ev.product == "i-Ready ELA"
+    a = one(product("i-Ready ELA"),
+            frame(usage("i-Ready ELA", activated=100, active=90, habitual=80)), ev)
     assert a.verdict == "none" and a.to_dict()["effect"] is None
     text = " ".join(a.reasons)
-    assert "(almost every scored student used the product; dose-response only: +1.90" in text
+    assert "(almost every scored student used the product); dose-response only: +1.90" in text
     assert a.recommendation == "insufficient-evidence"
