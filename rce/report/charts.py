@@ -192,7 +192,8 @@ def monthly_trend_chart(
             if y is None and rows[j].get("suppressed"):
                 ax.annotate(_suppressed_mark(min_n), (x[j], 0), ha="center", va="bottom",
                             fontsize=7, color=PALETTE["grey"])
-    ax.set_xticks(x, [_label(m, 10) for m in months], rotation=0)
+    # A label may hold a line break ("Sep\n2025") so that many months fit side by side.
+    ax.set_xticks(x, ["\n".join(_label(part, 12) for part in m.split("\n")) for m in months])
     ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
     if x:

@@ -374,7 +374,7 @@ def _usage_section(results: Mapping[str, Any], min_n: int) -> Section:
                          f"active, {fmt_int(r.get('students_habitual'))} habitual"
                          for r in trend) + ".")
         title = f"Students using {product} each month"
-        rows = [dict(r, month=month_label(r.get("month"))) for r in trend]
+        rows = [dict(r, month=month_label(r.get("month")).replace(" ", "\n")) for r in trend]
         figures.append(Figure(_draw(charts.monthly_trend_chart, rows, title=title, alt=alt,
                                                          min_n=min_n), title, takeaway, alt))
     else:
@@ -407,6 +407,9 @@ def _usage_section(results: Mapping[str, Any], min_n: int) -> Section:
     tables = []
     by_group = usage.get("by_group") or []
     if by_group:
+        minutes_key, minutes_label = ("median_minutes", "Median minutes")
+        if not any("median_minutes" in r for r in by_group):
+            minutes_key, minutes_label = ("mean_minutes_active", "Mean minutes (users)")
         rows = []
         for r in by_group:
             if r.get("suppressed"):
@@ -415,9 +418,9 @@ def _usage_section(results: Mapping[str, Any], min_n: int) -> Section:
             else:
                 rows.append((str(r.get("dimension")), str(r.get("group")), fmt_int(r.get("n")),
                              fmt_pct(r.get("share_users")), fmt_pct(r.get("share_habitual")),
-                             fmt(r.get("median_minutes"), 0)))
+                             fmt(r.get(minutes_key), 0)))
         tables.append(Table("Use by group", ("Dimension", "Group", "Students", "Used it",
-                                             "Habitual users", "Median minutes"), tuple(rows),
+                                             "Habitual users", minutes_label), tuple(rows),
                             (f"Groups with fewer than {min_n} students are suppressed, with a "
                              "second group where needed so none can be worked out.",)))
     return Section("usage", f"Who used {product}, and how much", tuple(paragraphs),
@@ -469,7 +472,9 @@ def _dose_sections(results: Mapping[str, Any], min_n: int) -> Section:
         for key in ("limits", "essa_note"):
             if dose.get(key):
                 bullets.append(str(dose[key]))
-        bullets.extend(str(n) for n in dose.get("notes") or [])
+        prefix = f"{_capitalise(outcome)}: " if len(entries) > 1 else ""
+        bullets.extend(prefix + str(n) for n in dose.get("notes") or [])
+    bullets = list(dict.fromkeys(bullets))  # several outcomes repeat the same caveats
     table = Table("Change per month of habitual use",
                   ("Outcome", "Estimate", "Per month", "95% CI", "Students", "Schools"),
                   tuple(rows))
@@ -484,8 +489,35 @@ def _series_name(row: Mapping[str, Any]) -> str:
     return f"{pop}, {window}" if window else pop
 
 
+def _primary_gaps(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Gap rows of the primary outcome only (all rows when outcomes are not labelled)."""
+    gaps = list(results.get("gaps") or [])
+    outcomes = [str(g.get("outcome")) for g in gaps if g.get("outcome")]
+    if not outcomes:
+        return gaps
+    primary = str(_study(results).get("primary_outcome") or "")
+    wanted = next((o for o in outcomes if primary and o.removeprefix("outcome_") ==
+                   primary.removeprefix("outcome_")), outcomes[0])
+    return [g for g in gaps if str(g.get("outcome")) == wanted]
+
+
+def _filter_gaps(
+    gaps: list[Mapping[str, Any]], *, populations: tuple[str, ...], windows: tuple[str, ...] | None
+) -> list[Mapping[str, Any]]:
+    """Rows of the given populations and windows; a filter that matches nothing is dropped."""
+    by_pop = [g for g in gaps if g.get("population") in populations] or gaps
+    if windows is None:
+        return by_pop
+    return [g for g in by_pop if g.get("window") in windows] or by_pop
+
+
 def _gaps_section(results: Mapping[str, Any], min_n: int) -> Section:
-    gaps = results.get("gaps") or []
+    all_gaps = _primary_gaps(results)
+    outcome_window = _window(results)
+    # The chart compares users with non-users at baseline and outcome; other populations and
+    # outcomes are in the appendix and tables/gaps.csv.
+    windows = tuple(sorted({str(g.get("window")) for g in all_gaps if g.get("window")}))
+    gaps = _filter_gaps(all_gaps, populations=("users", "non_users"), windows=windows or None)
     if not gaps:
         return Section("gaps", "Gaps between student groups",
                        ("No subgroup analysis was possible with these data.",))
@@ -495,7 +527,6 @@ def _gaps_section(results: Mapping[str, Any], min_n: int) -> Section:
     for g in gaps:
         if str(g.get("dimension")) not in dims:
             dims.append(str(g.get("dimension")))
-    outcome_window = _window(results)
     for dim in dims:
         rows = [g for g in gaps if str(g.get("dimension")) == dim and g.get("group") !=
                 g.get("reference")]
@@ -527,7 +558,7 @@ def _gaps_section(results: Mapping[str, Any], min_n: int) -> Section:
                                                   xlabel=f"Gap to {reference} (points)",
                                                   min_n=min_n), title, takeaway, alt))
     table_rows = []
-    for g in gaps:
+    for g in _filter_gaps(gaps, populations=("users", "non_users"), windows=(outcome_window,)):
         hidden = g.get("suppressed")
         table_rows.append((str(g.get("dimension")), str(g.get("group")), _series_name(g),
                            f"n<{min_n}" if hidden else fmt_int(g.get("n")),
@@ -539,7 +570,8 @@ def _gaps_section(results: Mapping[str, Any], min_n: int) -> Section:
                   ("Dimension", "Group", "Students, test", "n", "Mean", "Gap", "95% CI"),
                   tuple(table_rows),
                   (f"Cells with fewer than {min_n} students are suppressed (n<{min_n}), with a "
-                   "complementary cell where needed. Adjusted p-values are in the appendix.",))
+                   "complementary cell where needed. Adjusted p-values are in the appendix; "
+                   "every outcome and population is in tables/gaps.csv.",))
     return Section("gaps", "Gaps between student groups", tuple(paragraphs), tuple(figures),
                    (table,))
 
@@ -711,7 +743,9 @@ def _appendix(results: Mapping[str, Any], min_n: int) -> tuple[Section, ...]:
     sections.append(Section("appendix-balance", "D. Balance tables",
                             () if tables else ("No matched comparison, so no balance tables.",),
                             (), tuple(tables)))
-    gaps = results.get("gaps") or []
+    gaps = _filter_gaps(_primary_gaps(results), populations=("users", "non_users", "all"),
+                        windows=None)
+    gaps = [g for g in gaps if g.get("window") or not any(x.get("window") for x in gaps)]
     if gaps:
         rows = tuple(
             (str(g.get("dimension")), str(g.get("group")), _series_name(g),
