@@ -203,6 +203,7 @@ def sustain_report(
     config: Path | None,
     out: Path | None,
     as_of: str | None,
+    evidence: Sequence[Path] = (),
 ) -> SustainOutcome:
     """Per-product keep / scale / right-size / sunset recommendations (``rce sustain-report``)."""
     from rce.sustain import run_sustain_report
@@ -219,7 +220,9 @@ def sustain_report(
         products = plan.resolve(plan.inputs.products)
     when = _parse_as_of(as_of)
     out_dir = out if out is not None else Path.cwd() / "sustain-report"
-    result, files, json_text = run_sustain_report(products, plan=plan, out_dir=out_dir, as_of=when)
+    result, files, json_text = run_sustain_report(
+        products, plan=plan, out_dir=out_dir, as_of=when, evidence_paths=tuple(evidence)
+    )
     return SustainOutcome(
         out_dir=out_dir, summary=result.summary(), json_text=json_text, files=tuple(files)
     )

@@ -207,6 +207,14 @@ def sustain_report(
         str | None,
         typer.Option("--as-of", help="Decision date, YYYY-MM-DD (default: today)."),
     ] = None,
+    evidence: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--evidence",
+            help="results.json of an `rce analyze` run (repeatable); matched to products by name.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: Annotated[
         TextJson, typer.Option("--format", "-f", help="Terminal output: text summary or JSON.")
     ] = TextJson.text,
@@ -216,7 +224,9 @@ def sustain_report(
     from rce import api
 
     with translate_errors(fmt.value):
-        outcome = api.sustain_report(products=products, config=config, out=out, as_of=as_of)
+        outcome = api.sustain_report(
+            products=products, config=config, out=out, as_of=as_of, evidence=evidence or []
+        )
     if fmt == TextJson.json:
         typer.echo(outcome.json_text, nl=False)
     elif not quiet:

@@ -213,6 +213,9 @@ class Plan:
     join: JoinConfig = field(default_factory=JoinConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    #: Thresholds of the sustain-report decision rules (``rce.sustain.SustainRules`` field ->
+    #: value); keys not given keep the defaults documented there.
+    sustain: dict[str, Any] = field(default_factory=dict)
     #: Folder that relative input paths are resolved against (not a plan key).
     base_dir: Path = field(default=Path("."), compare=False)
     #: The plan file this came from, if any (not a plan key).
@@ -325,6 +328,12 @@ def plan_from_dict(
         f = sections[key]
         if key == "columns":
             values[key] = _check_str_map(value, "columns", where)
+        elif key == "sustain":
+            if not isinstance(value, dict):
+                raise PlanError(
+                    "[sustain] must be a table of keys", where=where, hint="Write it as `[sustain]`."
+                )
+            values[key] = dict(value)
         else:
             section_type = _hints(Plan)[key]
             values[key] = _build_section(section_type, value, key, where)
@@ -519,6 +528,10 @@ def check_plan(plan: Plan) -> None:
             raise PlanError(
                 f"plan key {key} must be {expected}", where=where, hint="Correct it in the plan."
             )
+    if plan.sustain:
+        from rce.sustain import rules_from_mapping
+
+        rules_from_mapping(plan.sustain, where=where)
     try:
         from zoneinfo import ZoneInfo
 

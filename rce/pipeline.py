@@ -203,7 +203,18 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     _stage(progress, "Impact of product use")
     impact_measure = "scale_score" if "scale_score" in measures else primary
     base_col, out_col = MEASURE_COLUMNS[impact_measure]
-    impact = estimate_impact(frame, plan=plan, outcome=out_col, baseline=base_col or out_col)
+    rd = None
+    if plan.analysis.rd_running_variable:
+        from rce.stats.impact import RdSpec
+
+        rd = RdSpec(
+            running=plan.analysis.rd_running_variable,
+            cutoff=float(plan.analysis.rd_cutoff or 0.0),
+            treated_side=plan.analysis.rd_treated_side,
+        )
+    impact = estimate_impact(
+        frame, plan=plan, outcome=out_col, baseline=base_col or out_col, rd=rd
+    )
     score_layouts = {rep.layout for rep in scores.files}
     context = EvidenceContext(
         n_districts=1,
@@ -257,8 +268,7 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
         dose_response=[d.to_dict() for d in dose_results],
         gaps=gap_rows,
         impact=impact_dict,
-        impact_reason=None if impact_dict else impact.to_dict().get("reason") or "No comparison "
-        "group was available.",
+        impact_reason=None if impact_dict else impact.design_choice.reason,
         evidence=evidence,
         warnings=warnings,
         definitions=_definitions(plan, dose, product),

@@ -140,3 +140,11 @@ def test_cli_plan_check_reports_bad_key_with_exit_2(runner, tmp_path):
     assert result.exit_code == 2
     assert "dosage.habitual" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_sustain_thresholds_are_checked_by_name():
+    plan = plan_from_dict({"sustain": {"adoption_floor": 0.2}})
+    check_plan(plan)
+    assert plan.sustain == {"adoption_floor": 0.2}
+    with pytest.raises(PlanError, match="adoption_flor"):
+        check_plan(plan_from_dict({"sustain": {"adoption_flor": 0.2}}))

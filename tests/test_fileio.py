@@ -40,3 +40,15 @@ def test_staged_directory_is_all_or_nothing(tmp_path):
     assert (final / "a.txt").read_text() == "1"
     assert not (final / "b.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_outputs_get_umask_permissions_not_0600(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "report.html"
+        atomic_write_text(target, "x")
+        assert target.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
