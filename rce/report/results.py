@@ -55,27 +55,8 @@ _IDENTIFYING_KEYS = frozenset(
 )
 #: Count fields that must respect the small-cell rule when their row is not suppressed.
 _COUNT_KEYS = ("n", "students_active", "students_habitual")
-#: Statistic fields that must be null in a suppressed row.
-_STAT_KEYS = (
-    "n",
-    "mean",
-    "gap",
-    "ci_low",
-    "ci_high",
-    "p_adjusted",
-    "p_value",
-    "hedges_g",
-    "pooled_estimate",
-    "adjusted_gap",
-    "students_active",
-    "students_habitual",
-    "minutes",
-    "users",
-    "habitual_users",
-    "share_users",
-    "share_habitual",
-    "median_minutes",
-)
+#: Numeric fields a suppressed row may keep: they label the cell, they do not describe students.
+_LABEL_KEYS = frozenset({"months", "month", "level", "confidence_level", "year", "grade"})
 
 
 class ResultsError(RceError):
@@ -340,8 +321,8 @@ def check_privacy(results: Mapping[str, Any]) -> None:
     """Refuse results that identify a student or show a small cell.
 
     Rules: no identifying key (``student_id``, names, birth dates, e-mail) holding text anywhere
-    (a count keyed by ID kind is fine); a row with
-    ``suppressed: true`` has null statistics; a row that is not suppressed has no count between
+    (a count keyed by ID kind is fine); a row with ``suppressed: true`` has no number other than
+    its label (months, grade); a row that is not suppressed has no count between
     1 and ``plan.min_cell_size - 1``.
 
     Raises
@@ -382,8 +363,10 @@ def _walk_privacy(node: Any, path: str, min_n: int) -> None:
                 hint="Per-student data never goes into results.json; drop the field.",
             )
     if node.get("suppressed") is True:
-        for key in _STAT_KEYS:
-            if node.get(key) is not None:
+        for key, value in node.items():
+            if key in _LABEL_KEYS or isinstance(value, bool):
+                continue
+            if isinstance(value, int | float):
                 raise ResultsError(
                     "a suppressed cell still carries its value",
                     where=f"{path}.{key}",
