@@ -178,3 +178,12 @@ def test_interim_and_unlocked_plans_are_flagged():
     res = variants()["complete"]
     res["plan"]["locked"] = False
     assert "not locked" in executive_summary(res)[-1]
+
+
+def test_probabilities_are_never_shown_as_certain(html):
+    res = variants()["complete"]
+    res["impact"]["probability_meaningful"] = 0.99996
+    assert "is > 99%" in " ".join(executive_summary(res))
+    # worse = 0.001 in the fixture: bar label and alt text say "< 1%", not "0%"
+    assert "meaningfully worse &lt; 1%" in html["complete"]
+    assert ">&lt; 1%<" in html["complete"]

@@ -534,7 +534,9 @@ def probability_bars(
     vals = [_num(regions.get(k)) for k in keys]
     ax.bar(range(3), [0.0 if v is None else v for v in vals], color=colors, width=0.6)
     for i, v in enumerate(vals):
-        ax.annotate("n/a" if v is None else f"{v:.0%}", (i, 0.0 if v is None else v),
+        text = "n/a" if v is None else ("> 99%" if v >= 0.995 else "< 1%" if v < 0.005
+                                        else f"{v:.0%}")
+        ax.annotate(text, (i, 0.0 if v is None else v),
                     xytext=(0, 3), textcoords="offset points", ha="center", fontsize=9,
                     fontweight="bold")
     if threshold is not None:

@@ -55,6 +55,18 @@ def fmt_pct(value: Any, digits: int = 0) -> str:
     return "\u2014" if v is None else f"{100 * v:.{digits}f}%"
 
 
+def fmt_prob(value: Any) -> str:
+    """A probability in words-friendly percent: never "100%" or "0%" for an estimate."""
+    v = _num(value)
+    if v is None:
+        return "\u2014"
+    if v >= 0.995:
+        return "> 99%"
+    if v < 0.005:
+        return "< 1%"
+    return f"{100 * v:.0f}%"
+
+
 def fmt_ci(low: Any, high: Any, digits: int = 1) -> str:
     if _num(low) is None or _num(high) is None:
         return "\u2014"
@@ -290,7 +302,7 @@ def executive_summary(results: Mapping[str, Any]) -> list[str]:
             if p_meaningful is not None and meaningful is not None:
                 sentence += (
                     f", and the probability that the effect is meaningful (g of at least"
-                    f" {fmt(meaningful, 2)}) is {fmt_pct(p_meaningful)}"
+                    f" {fmt(meaningful, 2)}) is {fmt_prob(p_meaningful)}"
                 )
             out.append(sentence + ".")
         else:
@@ -596,12 +608,12 @@ def _impact_section(results: Mapping[str, Any], min_n: int) -> Section:
                                                                    "better")):
         title = "How likely is each conclusion?"
         better = _num(regions.get("better"))
-        takeaway = (f"The probability of a meaningful improvement is {fmt_pct(better)}"
+        takeaway = (f"The probability of a meaningful improvement is {fmt_prob(better)}"
                     + (f", {'at or above' if (better or 0) >= pass_p else 'below'} the "
                        f"{fmt_pct(pass_p)} needed to pass." if pass_p is not None else "."))
-        alt = (f"Bar chart of three probabilities: meaningfully worse {fmt_pct(regions.get('worse'))}"
-               f", no meaningful change {fmt_pct(regions.get('no_change'))}, meaningfully better "
-               f"{fmt_pct(regions.get('better'))}"
+        alt = (f"Bar chart of three probabilities: meaningfully worse {fmt_prob(regions.get('worse'))}"
+               f", no meaningful change {fmt_prob(regions.get('no_change'))}, meaningfully better "
+               f"{fmt_prob(regions.get('better'))}"
                + (f"; meaningful means an effect of at least {fmt(meaningful, 2)} SD"
                   if meaningful is not None else "")
                + (f"; dashed line at the {fmt_pct(pass_p)} decision threshold." if pass_p
@@ -632,8 +644,8 @@ def _impact_section(results: Mapping[str, Any], min_n: int) -> Section:
         ("95% confidence interval", fmt_ci(impact.get("ci_low"), impact.get("ci_high"), 2)),
         ("Effect size (Hedges' g)", fmt(impact.get("hedges_g"), 3)),
         ("WWC improvement index", fmt(impact.get("improvement_index"), 1)),
-        ("Probability the effect is positive", fmt_pct(impact.get("probability_positive"))),
-        ("Probability the effect is meaningful", fmt_pct(impact.get("probability_meaningful"))),
+        ("Probability the effect is positive", fmt_prob(impact.get("probability_positive"))),
+        ("Probability the effect is meaningful", fmt_prob(impact.get("probability_meaningful"))),
     )
     table = Table("Impact estimate", ("Quantity", "Value"), rows)
     bullets = tuple(str(n) for n in impact.get("notes") or [])
