@@ -12,19 +12,19 @@ is reported.
 
 Usage::
 
-    python benchmarks/gen_usage.py --rows 30000000 --format parquet --out benchmarks/data/usage_30m.parquet
-    python benchmarks/bench_dosage.py benchmarks/data/usage_30m.parquet --memory-limit 1GB --repeat 3
+    python benchmarks/gen_usage.py --rows 30000000 --format parquet \
+        --out benchmarks/data/usage_30m.parquet
+    python benchmarks/bench_dosage.py benchmarks/data/usage_30m.parquet \
+        --memory-limit 1GB --repeat 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
-import time
 
 FLOOR = r"""
 import sys, time, tempfile, shutil, duckdb
@@ -110,8 +110,10 @@ def main() -> None:
                 continue
             wall, peak, out = run_measured(code, args.path, args.memory_limit)
             results[name].append((wall, peak))
-            print(f"run {i + 1} {name:6s} wall {wall:7.2f} s  peak {peak:7.0f} MiB  ({out} students)",
-                  flush=True)
+            print(
+                f"run {i + 1} {name:6s} wall {wall:7.2f} s  peak {peak:7.0f} MiB  ({out} students)",
+                flush=True,
+            )
     summary = {}
     for name, runs in results.items():
         if runs:

@@ -46,7 +46,8 @@ def generate(rows: int, out: Path, fmt: str, *, memory_limit: str = "2GB") -> No
         FROM range({rows}) t(i)
     """
     if fmt == "csv":
-        copy = f"COPY ({query}) TO '{out}' (HEADER, DELIMITER ',', TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S')"
+        opts = "HEADER, DELIMITER ',', TIMESTAMPFORMAT '%Y-%m-%d %H:%M:%S'"
+        copy = f"COPY ({query}) TO '{out}' ({opts})"
     else:
         copy = f"COPY ({query}) TO '{out}' (FORMAT parquet, ROW_GROUP_SIZE 1000000)"
     con.execute(copy)
@@ -63,7 +64,10 @@ def main() -> None:
     t0 = time.perf_counter()
     generate(args.rows, args.out, args.format, memory_limit=args.memory_limit)
     size = args.out.stat().st_size / 2**20
-    print(f"wrote {args.rows:,} rows to {args.out} ({size:,.0f} MiB) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {args.rows:,} rows to {args.out} ({size:,.0f} MiB) "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
 
 
 if __name__ == "__main__":

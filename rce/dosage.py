@@ -122,7 +122,13 @@ CLUSTER_METHOD = (
 MIN_CLUSTER_STUDENTS = 10
 _SILHOUETTE_SAMPLE = 2000
 _DAY_LEVEL = ("event", "lesson", "daily")
-_MONTHLY_MEASURES = ("minutes", "sessions", "lessons_completed", "lessons_passed", "avg_weekly_minutes")
+_MONTHLY_MEASURES = (
+    "minutes",
+    "sessions",
+    "lessons_completed",
+    "lessons_passed",
+    "avg_weekly_minutes",
+)
 
 
 # --- result ----------------------------------------------------------------------------------
@@ -231,7 +237,8 @@ class DosageResult:
             lines.append(f"  {product}: session = {unit}")
         lines.append(
             f"  rows read {self.rows_read:,}; duplicates dropped {self.rows_deduplicated:,}; "
-            f"unreadable dates {self.rows_bad_date:,}; outside window {self.rows_outside_window:,}; "
+            f"unreadable dates {self.rows_bad_date:,}; "
+            f"outside window {self.rows_outside_window:,}; "
             f"unmatched {sum(self.rows_unmatched.values()):,}"
         )
         for product, c in self.counts().items():
@@ -531,7 +538,9 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
     row_hash = "hash(" + ", ".join(q.ident(h) for h in types) + ")"
     fallback = q.lit(src.product or src.layout or "usage")
     if "product" in cols:  # a column naming the product per row (Clever resource usage)
-        prod = f"coalesce(nullif(trim(CAST({q.ident(cols['product'])} AS VARCHAR)), ''), {fallback})"
+        prod = (
+            f"coalesce(nullif(trim(CAST({q.ident(cols['product'])} AS VARCHAR)), ''), {fallback})"
+        )
     else:
         prod = fallback
     if "active" in cols:
@@ -545,7 +554,9 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
     extra_keys = [k for k in src.dedupe_keys if k != "student_id" and k not in _DAY_KEYS]
     if p.monthly:
         extra_keys = []  # a wide monthly row is keyed by student and month
-    key_cols = "".join(f", CAST({q.ident(cols[k])} AS VARCHAR) AS key_{i}" for i, k in enumerate(extra_keys))
+    key_cols = "".join(
+        f", CAST({q.ident(cols[k])} AS VARCHAR) AS key_{i}" for i, k in enumerate(extra_keys)
+    )
     day_expr = "dk"
     if p.monthly:
         rows_sql = _wide_rows_sql(p, rid, row_hash, reader, prod, flag)
@@ -565,8 +576,10 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
                     )
         elif "date" in cols or "month" in cols:
             # A weekly row is dated by the last day of its week when the export gives it.
-            canon = "end_date" if "end_date" in cols and src.granularity == "weekly" else (
-                "date" if "date" in cols else "month"
+            canon = (
+                "end_date"
+                if "end_date" in cols and src.granularity == "weekly"
+                else ("date" if "date" in cols else "month")
             )
             h = cols[canon]
             if types[h].upper() == "VARCHAR":
@@ -582,7 +595,8 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
                 dk = f"try_cast({q.ident(h)} AS DATE)"
         v = _value_exprs(p)
         rows_sql = (
-            f"SELECT {rid} AS rid, {prod} AS product, {dk} AS dk, {row_hash} AS h, {flag} AS flag_active, "
+            f"SELECT {rid} AS rid, {prod} AS product, {dk} AS dk, {row_hash} AS h, "
+            f"{flag} AS flag_active, "
             + ", ".join(f"{expr} AS {name}" for name, expr in v.items())
             + f"{key_cols} FROM {reader}"
         )
@@ -618,11 +632,16 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
             keys.append("rid")
         keys += [f"key_{i}" for i in range(len(extra_keys))]
         order = ", ".join(
-            f"{m} DESC NULLS LAST" for m in ("minutes", "sessions", "lessons_completed") if m in present
+            f"{m} DESC NULLS LAST"
+            for m in ("minutes", "sessions", "lessons_completed")
+            if m in present
         )
         keep = (
-            "row_number() OVER (PARTITION BY " + ", ".join(keys) + " ORDER BY "
-            + (order + ", " if order else "") + "h) = 1"
+            "row_number() OVER (PARTITION BY "
+            + ", ".join(keys)
+            + " ORDER BY "
+            + (order + ", " if order else "")
+            + "h) = 1"
         )
     else:
         keep = "TRUE"
@@ -636,7 +655,8 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
     else:
         sess = "coalesce(sum(lessons_completed) FILTER (kept AND active), 0)"
     sums = "".join(
-        f", sum({m}) FILTER (kept AND active) AS {m}" if m in present
+        f", sum({m}) FILTER (kept AND active) AS {m}"
+        if m in present
         else f", CAST(NULL AS DOUBLE) AS {m}"
         for m in measures
     )
@@ -659,9 +679,7 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
     return sql
 
 
-def _wide_rows_sql(
-    p: _Prepared, rid: str, row_hash: str, reader: str, prod: str, flag: str
-) -> str:
+def _wide_rows_sql(p: _Prepared, rid: str, row_hash: str, reader: str, prod: str, flag: str) -> str:
     """Monthly wide summary -> one row per student x month (UNNEST of aligned lists)."""
     months = sorted(p.monthly)
     days = "[" + ", ".join(f"DATE '{y:04d}-{m:02d}-01'" for y, m in months) + "]"
@@ -785,10 +803,17 @@ def compute_dosage(
         if id_map is not None:
             clean = _clean_id_map(id_map)
             con.register("rce_idmap_in", clean)
-            reason = "coalesce(m.reason, 'not_in_id_map')" if "reason" in clean.columns else "'not_in_id_map'"
+            reason = (
+                "coalesce(m.reason, 'not_in_id_map')"
+                if "reason" in clean.columns
+                else "'not_in_id_map'"
+            )
             id_join = "LEFT JOIN rce_idmap_in m ON s.rid = m.raw_id"
             sid = "m.student_id"
-            reason_expr = f"CASE WHEN s.rid IS NULL THEN 'blank_id' WHEN m.student_id IS NULL THEN {reason} END"
+            reason_expr = (
+                "CASE WHEN s.rid IS NULL THEN 'blank_id' "
+                f"WHEN m.student_id IS NULL THEN {reason} END"
+            )
             many_to_one = bool(clean["student_id"].dropna().duplicated().any())
         else:
             id_join, sid, many_to_one = "", "s.rid", False
@@ -801,7 +826,8 @@ def compute_dosage(
             and (len(set(names)) < len(names) or any("product" in p.cols for p in prepared))
         )
         window_rule = _window_sql(con, plan, windows, notes)
-        j = f"""SELECT s.src, s.product, s.gran, s.unit, {sid} AS student_id, {reason_expr} AS reason,
+        j = f"""SELECT s.src, s.product, s.gran, s.unit, {sid} AS student_id,
+                  {reason_expr} AS reason,
                   s.day, s.n_read, s.n_kept, s.sess, s.minutes, s.lessons_completed,
                   s.lessons_passed
                 FROM ({union}) s {id_join}"""
@@ -832,8 +858,8 @@ def compute_dosage(
                             WHEN 'monthly' THEN CAST(date_trunc('month', d.day) AS DATE)
                             ELSE d.day END AS lo,
                 CASE d.gran WHEN 'monthly' THEN last_day(d.day) ELSE d.day END AS hi,
-                {window_rule['w_lo']} AS w_lo, {window_rule['w_hi']} AS w_hi
-              FROM d {window_rule['join']}),
+                {window_rule["w_lo"]} AS w_lo, {window_rule["w_hi"]} AS w_hi
+              FROM d {window_rule["join"]}),
             f AS (
               SELECT *, reason IS NULL AND day IS NOT NULL
                         AND (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win
@@ -867,7 +893,8 @@ def compute_dosage(
             str(r): int(n)
             for r, n in _run(
                 con,
-                "SELECT reason, sum(n_kept) FROM mo_all WHERE reason IS NOT NULL GROUP BY 1 ORDER BY 1",
+                "SELECT reason, sum(n_kept) FROM mo_all WHERE reason IS NOT NULL "
+                "GROUP BY 1 ORDER BY 1",
             ).fetchall()
         }
         product_sources = {
@@ -975,7 +1002,7 @@ def _window_sql(
     if d.window == "dates":
         if d.window_start is None or d.window_end is None:
             raise PlanError(
-                "dosage.window_start and window_end must be set when window = \"dates\"",
+                'dosage.window_start and window_end must be set when window = "dates"',
                 where="dosage",
                 hint="Add both dates (YYYY-MM-DD).",
             )
@@ -1195,19 +1222,27 @@ def _notes(
     rows_outside: int,
 ) -> list[str]:
     if rows_bad_date:
-        notes.append(f"{rows_bad_date:,} usage rows had a date that could not be read and were dropped.")
+        notes.append(
+            f"{rows_bad_date:,} usage rows had a date that could not be read and were dropped."
+        )
     if unmatched:
         detail = ", ".join(f"{k}: {v:,}" for k, v in unmatched.items())
         notes.append(f"{sum(unmatched.values()):,} usage rows matched no student ({detail}).")
     if rows_outside:
-        notes.append(f"{rows_outside:,} usage rows fell outside the evaluation window and do not count.")
+        notes.append(
+            f"{rows_outside:,} usage rows fell outside the evaluation window and do not count."
+        )
     for product, f in products.items():
         if f["ignored_measures"]:
             notes.append(
-                f"{product}: monthly columns not used for dosage: {', '.join(f['ignored_measures'])}."
+                f"{product}: monthly columns not used for dosage: "
+                + ", ".join(f["ignored_measures"])
+                + "."
             )
         if not f["minutes"]:
-            notes.append(f"{product}: the export has no minutes, so fidelity and minutes are blank.")
+            notes.append(
+                f"{product}: the export has no minutes, so fidelity and minutes are blank."
+            )
         elif not f["pass"]:
             notes.append(
                 f"{product}: no lesson results in the export; fidelity uses minutes per week only."
@@ -1281,7 +1316,9 @@ def _assign(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return np.searchsorted((centers[1:] + centers[:-1]) / 2.0, x)
 
 
-def kmeans_1d(x: np.ndarray, k: int, *, seed: int, n_init: int = 4, max_iter: int = 100) -> np.ndarray:
+def kmeans_1d(
+    x: np.ndarray, k: int, *, seed: int, n_init: int = 4, max_iter: int = 100
+) -> np.ndarray:
     """Sorted k-means centers of 1-D data (k-means++ start, Lloyd iterations, best of n_init)."""
     rng = np.random.default_rng(seed)
     best_c, best_inertia = None, np.inf
@@ -1412,7 +1449,9 @@ def attach_dosage(
             "habitual",
             np.where(sel["sessions"] > 0, "light", "none"),
         )
-        cols = cols.assign(habitual_months=hm, usage_level=pd.Series(level, index=sel.index, dtype="str"))
+        cols = cols.assign(
+            habitual_months=hm, usage_level=pd.Series(level, index=sel.index, dtype="str")
+        )
     base = analysis_frame.drop(columns=[c for c in ATTACHED_COLUMNS if c in analysis_frame.columns])
     ids = base["student_id"].astype("str")
     merged = base.assign(student_id=ids).merge(cols, on="student_id", how="left", validate="m:1")
@@ -1500,15 +1539,21 @@ def usage_by_group(
     """
     if by not in students_frame.columns:
         raise DataError(f"the roster has no {by!r} column", where="roster", hint="Check the name.")
-    roster = students_frame[["student_id", by]].assign(
-        student_id=students_frame["student_id"].astype("str")
-    ).drop_duplicates("student_id")
+    roster = (
+        students_frame[["student_id", by]]
+        .assign(student_id=students_frame["student_id"].astype("str"))
+        .drop_duplicates("student_id")
+    )
     out = []
     for product in sorted(per_student["product"].unique().tolist()):
-        g = per_student.loc[per_student["product"] == product, ["student_id", "sessions", "usage_level", "minutes"]]
+        g = per_student.loc[
+            per_student["product"] == product, ["student_id", "sessions", "usage_level", "minutes"]
+        ]
         m = roster.merge(g, on="student_id", how="left")
         active = (m["sessions"] > 0).where(m["sessions"].notna(), False).astype(bool)
-        habitual = (m["usage_level"] == "habitual").where(m["usage_level"].notna(), False).astype(bool)
+        habitual = (
+            (m["usage_level"] == "habitual").where(m["usage_level"].notna(), False).astype(bool)
+        )
         m = m.assign(active=active, habitual=habitual, minutes_active=m["minutes"].where(active))
         grp = m.groupby(by, dropna=False, sort=True)
         t = pd.DataFrame(
@@ -1534,5 +1579,17 @@ def usage_by_group(
         t = t.assign(suppressed=small.to_numpy())
         out.append(t[["product", by, "n", *stats, "suppressed"]])
     if not out:
-        return pd.DataFrame(columns=["product", by, "n", "active", "habitual", "share_active", "share_habitual", "mean_minutes_active", "suppressed"])
+        return pd.DataFrame(
+            columns=[
+                "product",
+                by,
+                "n",
+                "active",
+                "habitual",
+                "share_active",
+                "share_habitual",
+                "mean_minutes_active",
+                "suppressed",
+            ]
+        )
     return pd.concat(out, ignore_index=True)

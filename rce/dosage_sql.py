@@ -40,8 +40,10 @@ CREATE OR REPLACE TEMP MACRO rce_norm_id2(t) AS (
 CREATE OR REPLACE TEMP MACRO rce_norm_id(s) AS (
   CASE
     -- fast path without regular expressions: an untrimmed all-digit ID
-    WHEN s <> '' AND ltrim(CAST(s AS VARCHAR), '0123456789') = '' THEN rce_strip_zeros(CAST(s AS VARCHAR))
-    ELSE rce_norm_id2(trim(CAST(s AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13) || chr(11) || chr(12)))
+    WHEN s <> '' AND ltrim(CAST(s AS VARCHAR), '0123456789') = ''
+      THEN rce_strip_zeros(CAST(s AS VARCHAR))
+    ELSE rce_norm_id2(
+      trim(CAST(s AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13) || chr(11) || chr(12)))
   END);
 CREATE OR REPLACE TEMP MACRO rce_excel_date(t) AS (
   CASE WHEN regexp_full_match(t, '[0-9]{5}(\.[0-9]+)?')

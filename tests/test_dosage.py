@@ -80,7 +80,9 @@ def test_three_sessions_make_a_habitual_month_two_do_not(tmp_path):
     assert row(res, "3")["minutes"] == 30
     assert row(res, "3")["habitual_months"] == 0
     # the threshold comes from the plan
-    res2 = compute_dosage([lesson_source(write(tmp_path, "u.csv", rows))], plan=plan(min_sessions_per_month=2))
+    res2 = compute_dosage(
+        [lesson_source(write(tmp_path, "u.csv", rows))], plan=plan(min_sessions_per_month=2)
+    )
     assert row(res2, "2")["habitual_months"] == 1
     assert res2.definition["min_sessions_per_month"] == 2
 
@@ -94,7 +96,9 @@ def test_row_unit_counts_every_row(tmp_path):
 
 
 def test_month_edges_split_calendar_months(tmp_path):
-    rows = lessons("1", ["01/30/2025", "01/31/2025", "02/01/2025", "02/02/2025", "02/28/2025", "03/01/2025"])
+    rows = lessons(
+        "1", ["01/30/2025", "01/31/2025", "02/01/2025", "02/02/2025", "02/28/2025", "03/01/2025"]
+    )
     res = compute_dosage([lesson_source(write(tmp_path, "u.csv", rows))], plan=plan())
     m = res.monthly.set_index(res.monthly["month"].dt.month)["sessions"].to_dict()
     assert m == {1: 2, 2: 3, 3: 1}
@@ -129,14 +133,19 @@ def test_utc_timestamps_shift_across_midnight_and_month(tmp_path):
     local = UsageSource(**{**src.__dict__, "timestamp_tz": ""})
     res2 = compute_dosage([local], plan=plan())
     # (offsets written in the value still count: the Z event stays on September 30)
-    assert dict(zip(res2.monthly["month"].dt.month, res2.monthly["minutes"], strict=True)) == {9: 40, 10: 40}
+    assert dict(zip(res2.monthly["month"].dt.month, res2.monthly["minutes"], strict=True)) == {
+        9: 40,
+        10: 40,
+    }
 
 
 # --- the evaluation window ------------------------------------------------------------------------
 
 
 def test_window_counts_baseline_and_outcome_days_and_nothing_outside(tmp_path):
-    rows = lessons("1", ["09/09/2024", "09/10/2024", "09/11/2024", "05/15/2025", "05/16/2025", "06/01/2025"])
+    rows = lessons(
+        "1", ["09/09/2024", "09/10/2024", "09/11/2024", "05/15/2025", "05/16/2025", "06/01/2025"]
+    )
     rows += lessons("2", ["10/01/2024", "10/02/2024"])  # no test dates: study-wide window
     src = lesson_source(write(tmp_path, "u.csv", rows))
     windows = pd.DataFrame(
@@ -203,16 +212,39 @@ def test_overlapping_export_windows_are_stitched_and_deduplicated(tmp_path):
 
 def test_dedupe_keys_keep_one_row_per_key_and_day(tmp_path):
     rows = [
-        {"student_id": "5", "start_date": "9/2/2024", "end_date": "9/8/2024", "mins": 40, "lessons_completed": 4},
-        {"student_id": "5", "start_date": "9/2/2024", "end_date": "9/8/2024", "mins": 55, "lessons_completed": 5},
-        {"student_id": "5", "start_date": "9/9/2024", "end_date": "9/15/2024", "mins": 10, "lessons_completed": 1},
+        {
+            "student_id": "5",
+            "start_date": "9/2/2024",
+            "end_date": "9/8/2024",
+            "mins": 40,
+            "lessons_completed": 4,
+        },
+        {
+            "student_id": "5",
+            "start_date": "9/2/2024",
+            "end_date": "9/8/2024",
+            "mins": 55,
+            "lessons_completed": 5,
+        },
+        {
+            "student_id": "5",
+            "start_date": "9/9/2024",
+            "end_date": "9/15/2024",
+            "mins": 10,
+            "lessons_completed": 1,
+        },
     ]
     src = UsageSource(
         paths=(write(tmp_path, "db.csv", rows),),
         product="DreamBox",
         granularity="weekly",
-        columns={"student_id": "student_id", "date": "start_date", "end_date": "end_date",
-                 "minutes": "mins", "lessons_completed": "lessons_completed"},
+        columns={
+            "student_id": "student_id",
+            "date": "start_date",
+            "end_date": "end_date",
+            "minutes": "mins",
+            "lessons_completed": "lessons_completed",
+        },
         dedupe_keys=("student_id", "end_date"),
     )
     res = compute_dosage([src], plan=plan())
@@ -224,7 +256,7 @@ def test_dedupe_keys_keep_one_row_per_key_and_day(tmp_path):
     assert res.definition["unit_code"]["DreamBox"] == "provided"
 
 
-# --- IDs --------------------------------------------------------------------------------------------
+# --- IDs ------------------------------------------------------------------------------------------
 
 
 def test_id_spellings_merge_and_blank_ids_are_counted(tmp_path):
@@ -244,7 +276,11 @@ def test_id_map_joins_after_student_day_and_counts_reasons(tmp_path):
     rows += lessons("99", ["09/05/2024"])
     src = lesson_source(write(tmp_path, "u.csv", rows))
     id_map = pd.DataFrame(
-        {"raw_id": ["11", "a@x.org", "99"], "student_id": ["S11", "S11", None], "reason": [None, None, "not_in_roster"]}
+        {
+            "raw_id": ["11", "a@x.org", "99"],
+            "student_id": ["S11", "S11", None],
+            "reason": [None, None, "not_in_roster"],
+        }
     )
     res = compute_dosage([src], plan=plan(), id_map=id_map)
     r = row(res, "S11")
@@ -254,7 +290,7 @@ def test_id_map_joins_after_student_day_and_counts_reasons(tmp_path):
     assert "S11" in res.per_student["student_id"].tolist()
 
 
-# --- summaries and provided counts ----------------------------------------------------------------------
+# --- summaries and provided counts ----------------------------------------------------------------
 
 
 def test_clever_daily_inactive_rows_are_present_not_active(tmp_path):
@@ -268,7 +304,12 @@ def test_clever_daily_inactive_rows_are_present_not_active(tmp_path):
         paths=(write(tmp_path, "clever.csv", rows),),
         product="Clever",
         granularity="daily",
-        columns={"student_id": "sis_id", "date": "date", "sessions": "num_logins", "active": "active"},
+        columns={
+            "student_id": "sis_id",
+            "date": "date",
+            "sessions": "num_logins",
+            "active": "active",
+        },
     )
     res = compute_dosage([src], plan=plan())
     assert (row(res, "1")["sessions"], row(res, "1")["active_days"]) == (3, 2)
@@ -300,7 +341,8 @@ def test_monthly_wide_summary_uses_lessons_or_sessions(tmp_path):
     assert row(res, "2")["usage_level"] == "none"
     # a monthly row overlapping a window counts whole (it cannot be split)
     res2 = compute_dosage(
-        [src], plan=plan(window="dates", window_start=date(2024, 9, 20), window_end=date(2024, 9, 30))
+        [src],
+        plan=plan(window="dates", window_start=date(2024, 9, 20), window_end=date(2024, 9, 30)),
     )
     assert row(res2, "1")["sessions"] == 4
 
@@ -312,12 +354,18 @@ def test_fidelity_needs_minutes_per_week_and_pass_rate(tmp_path):
         for d, p in ((2, "Passed"), (9, "Passed"), (16, "Passed"), (23, "Not Passed"))
     ]
     rows += [
-        {"Student ID": "2", "Completion Date": f"09/{d:02d}/2024", "Minutes": 75, "Passed": "Not Passed"}
+        {
+            "Student ID": "2",
+            "Completion Date": f"09/{d:02d}/2024",
+            "Minutes": 75,
+            "Passed": "Not Passed",
+        }
         for d in (2, 9, 16, 23)
     ]
     src = lesson_source(write(tmp_path, "u.csv", rows), extra_cols={"passed": "Passed"})
     res = compute_dosage(
-        [src], plan=plan(window="dates", window_start=date(2024, 9, 1), window_end=date(2024, 10, 26))
+        [src],
+        plan=plan(window="dates", window_start=date(2024, 9, 1), window_end=date(2024, 10, 26)),
     )
     r1, r2 = row(res, "1"), row(res, "2")
     assert r1["avg_weekly_minutes"] == pytest.approx(37.5)
@@ -325,7 +373,7 @@ def test_fidelity_needs_minutes_per_week_and_pass_rate(tmp_path):
     assert (r2["pass_rate"], bool(r2["met_fidelity"])) == (0.0, False)
 
 
-# --- errors ------------------------------------------------------------------------------------------
+# --- errors ---------------------------------------------------------------------------------------
 
 
 def test_errors_name_the_file_and_column_and_never_an_id(tmp_path):
@@ -338,7 +386,9 @@ def test_errors_name_the_file_and_column_and_never_an_id(tmp_path):
     with pytest.raises(LayoutError) as e:
         compute_dosage([lesson_source(p)], plan=plan())
     assert "Completion Date" in e.value.message and "0098765" not in str(e.value.to_dict())
-    bad = write(tmp_path, "bad.csv", 'Student ID,Completion Date,Minutes\n"0098765,09/03/2024,5\n1,2\n')
+    bad = write(
+        tmp_path, "bad.csv", 'Student ID,Completion Date,Minutes\n"0098765,09/03/2024,5\n1,2\n'
+    )
     with pytest.raises(RceError) as e:
         compute_dosage([lesson_source(bad)], plan=plan())
     assert "0098765" not in str(e.value.to_dict())
@@ -354,7 +404,7 @@ def test_unreadable_dates_are_dropped_and_counted(tmp_path):
     assert any("could not be read" in n for n in res.notes)
 
 
-# --- result object and derived tables --------------------------------------------------------------
+# --- result object and derived tables -------------------------------------------------------------
 
 
 @pytest.fixture
@@ -364,7 +414,9 @@ def small(tmp_path):
         n_days = 1 + (k % 6) * 3
         days = [f"{9 + (d // 20)}/{1 + d % 20:02d}/2024" for d in range(n_days)]
         rows += lessons(str(100 + k), days, minutes=5 + 3 * k)
-    return compute_dosage([lesson_source(write(tmp_path, "u.csv", rows))], plan=plan(), seats={"i-Ready": 40})
+    return compute_dosage(
+        [lesson_source(write(tmp_path, "u.csv", rows))], plan=plan(), seats={"i-Ready": 40}
+    )
 
 
 def test_result_shape_dict_and_summary(small):
@@ -377,14 +429,25 @@ def test_result_shape_dict_and_summary(small):
     assert "habitual month" in small.summary()
     assert not any(str(100 + k) in small.summary() for k in range(30))
     assert small.to_frame().shape[0] == 30
-    assert set(small.trend.columns) == {"product", "month", "students_active", "students_habitual", "minutes"}
+    assert set(small.trend.columns) == {
+        "product",
+        "month",
+        "students_active",
+        "students_habitual",
+        "minutes",
+    }
 
 
 def test_habitual_months_at_thresholds_matches_recomputation(small, tmp_path):
     for t in (2, 3, 4):
         hm = habitual_months_at(small, t)
-        exp = small.monthly.assign(h=small.monthly["sessions"] >= t).groupby("student_id")["h"].sum()
-        assert hm.to_numpy().tolist() == exp.reindex(small.per_student["student_id"]).fillna(0).astype(int).tolist()
+        exp = (
+            small.monthly.assign(h=small.monthly["sessions"] >= t).groupby("student_id")["h"].sum()
+        )
+        assert (
+            hm.to_numpy().tolist()
+            == exp.reindex(small.per_student["student_id"]).fillna(0).astype(int).tolist()
+        )
     assert (habitual_months_at(small, 3) == small.per_student["habitual_months"]).all()
 
 
@@ -393,7 +456,12 @@ def test_attach_dosage_gives_non_users_zeros_and_counts(small):
     out = attach_dosage(frame, small, "i-Ready")
     assert len(out) == 4 and out["x"].tolist() == [1, 2, 3, 4]
     non = out.loc[out["student_id"] == "999"].iloc[0]
-    assert (non["sessions"], non["minutes"], non["habitual_months"], non["usage_level"]) == (0, 0.0, 0, "none")
+    assert (non["sessions"], non["minutes"], non["habitual_months"], non["usage_level"]) == (
+        0,
+        0.0,
+        0,
+        "none",
+    )
     assert out["sessions"].dtype == "int64"
     assert "2 scored students are non-users" in out.attrs["dosage_notes"][0]
     assert "28 students in the usage export have no scores" in out.attrs["dosage_notes"][1]
@@ -414,7 +482,10 @@ def test_utilization_funnel(small):
 def test_usage_by_group_suppresses_small_cells_and_one_more(small):
     ids = small.per_student["student_id"].tolist()
     roster = pd.DataFrame(
-        {"student_id": ids + ["900", "901"], "el_status": ["EL"] * 12 + ["EO"] * 12 + ["RFEP"] * 6 + ["EO", "EL"]}
+        {
+            "student_id": [*ids, "900", "901"],
+            "el_status": ["EL"] * 12 + ["EO"] * 12 + ["RFEP"] * 6 + ["EO", "EL"],
+        }
     )
     t = usage_by_group(small.per_student, roster, "el_status", min_cell_size=10)
     t = t.set_index("el_status")

@@ -132,7 +132,9 @@ def ref_rows(src: UsageSource, plan: Plan) -> tuple[pd.DataFrame, int, int]:
     fmts = tuple(f for f in src.date_formats if "%" in f)
     rows = pd.DataFrame({"rid": raw[c["student_id"]].map(ref_norm_id)})
     if "timestamp" in c:
-        day = raw[c["timestamp"]].map(lambda v: ref_local_date(v, src.timestamp_tz, plan.study.timezone))
+        day = raw[c["timestamp"]].map(
+            lambda v: ref_local_date(v, src.timestamp_tz, plan.study.timezone)
+        )
     else:
         day = raw[c["date"]].map(lambda v: ref_parse_date(v, fmts))
     rows["day"] = day
@@ -148,7 +150,10 @@ def ref_rows(src: UsageSource, plan: Plan) -> tuple[pd.DataFrame, int, int]:
         rows["active"] = True
     elif "active" in c:
         rows["active"] = raw[c["active"]].map(
-            lambda v: isinstance(v, str) and v.strip().lower() in ("true", "t", "yes", "y", "1", "active", "1.0")
+            lambda v: (
+                isinstance(v, str)
+                and v.strip().lower() in ("true", "t", "yes", "y", "1", "active", "1.0")
+            )
         )
     else:
         used = [k for k in ("sessions", "minutes", "lc") if k in rows and rows[k].notna().any()]
@@ -221,17 +226,24 @@ def reference_dosage(
         ),
     )
     dl = dl.assign(sess=sess)
-    dl["lo"] = [d - timedelta(days=6) if g == "weekly" else d for d, g in zip(dl["day"], dl["gran"], strict=True)]
+    dl["lo"] = [
+        d - timedelta(days=6) if g == "weekly" else d
+        for d, g in zip(dl["day"], dl["gran"], strict=True)
+    ]
     dl["hi"] = dl["day"]
 
     # window
     mode = plan.dosage.window
     win: dict[str, tuple[date, date]] = {}
     if mode == "dates":
-        win = {s: (plan.dosage.window_start, plan.dosage.window_end) for s in dl["student_id"].unique()}
+        fixed = (plan.dosage.window_start, plan.dosage.window_end)
+        win = dict.fromkeys(dl["student_id"].unique(), fixed)
     elif mode == "baseline-to-outcome" and windows is not None:
         w = {
-            str(r.student_id): (pd.Timestamp(r.baseline_date).date(), pd.Timestamp(r.outcome_date).date())
+            str(r.student_id): (
+                pd.Timestamp(r.baseline_date).date(),
+                pd.Timestamp(r.outcome_date).date(),
+            )
             for r in windows.itertuples()
         }
         g_lo = min(v[0] for v in w.values())
@@ -239,14 +251,17 @@ def reference_dosage(
         win = {s: w.get(s, (g_lo, g_hi)) for s in dl["student_id"].unique()}
     if win:
         dl["in_win"] = [
-            hi >= win[s][0] and lo <= win[s][1] for s, lo, hi in zip(dl["student_id"], dl["lo"], dl["hi"], strict=True)
+            hi >= win[s][0] and lo <= win[s][1]
+            for s, lo, hi in zip(dl["student_id"], dl["lo"], dl["hi"], strict=True)
         ]
     else:
         dl["in_win"] = True
     outside = int(dl.loc[~dl["in_win"], "n"].sum())
     inn = dl.loc[dl["in_win"]].copy()
     inn["month"] = [date(d.year, d.month, 1) for d in inn["day"]]
-    inn["act_day"] = ((inn["sess"] > 0) & inn["gran"].isin(["event", "lesson", "daily"])).astype(int)
+    inn["act_day"] = ((inn["sess"] > 0) & inn["gran"].isin(["event", "lesson", "daily"])).astype(
+        int
+    )
     inn["use_day"] = pd.to_datetime(inn["day"]).where(inn["sess"] > 0)
     g = inn.groupby(["student_id", "product", "month"])
     monthly = pd.DataFrame(
@@ -299,10 +314,18 @@ def reference_dosage(
 
 def ref_finish(per: pd.DataFrame, plan: Plan, has_minutes: bool, has_pass: bool) -> pd.DataFrame:
     d = plan.dosage
-    minutes = per["minutes"].astype(float).fillna(0.0) if has_minutes else pd.Series(np.nan, index=per.index)
+    minutes = (
+        per["minutes"].astype(float).fillna(0.0)
+        if has_minutes
+        else pd.Series(np.nan, index=per.index)
+    )
     avg = minutes / (per["window_days"] / 7.0)
     lc = per["lc"].astype(float)
-    pass_rate = per["lp"].astype(float) / lc.where(lc > 0) if has_pass else pd.Series(np.nan, index=per.index)
+    pass_rate = (
+        per["lp"].astype(float) / lc.where(lc > 0)
+        if has_pass
+        else pd.Series(np.nan, index=per.index)
+    )
     met = avg >= d.fidelity_minutes_per_week
     if has_pass:
         met = met & (pass_rate >= d.fidelity_pass_rate)
@@ -310,21 +333,37 @@ def ref_finish(per: pd.DataFrame, plan: Plan, has_minutes: bool, has_pass: bool)
         "habitual" if h >= d.min_habitual_months else ("light" if s > 0 else "none")
         for h, s in zip(per["habitual_months"], per["sessions"], strict=True)
     ]
-    return per.assign(minutes=minutes, avg_weekly_minutes=avg, pass_rate=pass_rate, met_fidelity=met, usage_level=level)
+    return per.assign(
+        minutes=minutes,
+        avg_weekly_minutes=avg,
+        pass_rate=pass_rate,
+        met_fidelity=met,
+        usage_level=level,
+    )
 
 
 def assert_agree(result, ref, plan: Plan, has_minutes: bool, has_pass: bool) -> None:
-    exp = ref_finish(ref["per"], plan, has_minutes, has_pass).sort_values(["product", "student_id"]).reset_index(drop=True)
+    exp = (
+        ref_finish(ref["per"], plan, has_minutes, has_pass)
+        .sort_values(["product", "student_id"])
+        .reset_index(drop=True)
+    )
     got = result.per_student.sort_values(["product", "student_id"]).reset_index(drop=True)
     assert got["student_id"].tolist() == exp["student_id"].tolist()
     for col in ("sessions", "active_months", "habitual_months"):
         assert got[col].tolist() == exp[col].astype(int).tolist(), col
     assert got["active_days"].astype(int).tolist() == exp["active_days"].tolist()
-    np.testing.assert_allclose(got["minutes"].to_numpy(float), exp["minutes"].to_numpy(float), rtol=1e-12)
     np.testing.assert_allclose(
-        got["avg_weekly_minutes"].to_numpy(float), exp["avg_weekly_minutes"].to_numpy(float), rtol=1e-12
+        got["minutes"].to_numpy(float), exp["minutes"].to_numpy(float), rtol=1e-12
     )
-    np.testing.assert_allclose(got["pass_rate"].to_numpy(float), exp["pass_rate"].to_numpy(float), rtol=1e-12)
+    np.testing.assert_allclose(
+        got["avg_weekly_minutes"].to_numpy(float),
+        exp["avg_weekly_minutes"].to_numpy(float),
+        rtol=1e-12,
+    )
+    np.testing.assert_allclose(
+        got["pass_rate"].to_numpy(float), exp["pass_rate"].to_numpy(float), rtol=1e-12
+    )
     assert got["met_fidelity"].astype(bool).tolist() == exp["met_fidelity"].astype(bool).tolist()
     assert got["usage_level"].tolist() == exp["usage_level"].tolist()
     fu = [None if pd.isna(x) else pd.Timestamp(x).date() for x in got["first_use"]]
@@ -341,8 +380,13 @@ def assert_agree(result, ref, plan: Plan, has_minutes: bool, has_pass: bool) -> 
     m_exp = ref["monthly"].sort_values(["product", "student_id", "month"]).reset_index(drop=True)
     assert len(m_got) == len(m_exp)
     assert m_got["sessions"].tolist() == m_exp["sessions"].astype(int).tolist()
-    assert [pd.Timestamp(x).date() for x in m_got["month"]] == [pd.Timestamp(x).date() for x in m_exp["month"]]
-    assert m_got["habitual"].tolist() == (m_exp["sessions"] >= plan.dosage.min_sessions_per_month).tolist()
+    assert [pd.Timestamp(x).date() for x in m_got["month"]] == [
+        pd.Timestamp(x).date() for x in m_exp["month"]
+    ]
+    assert (
+        m_got["habitual"].tolist()
+        == (m_exp["sessions"] >= plan.dosage.min_sessions_per_month).tolist()
+    )
 
 
 # --- the sample district ------------------------------------------------------------------------
@@ -363,7 +407,9 @@ def test_duckdb_matches_pandas_reference_on_sample_district():
     assert {s.granularity for s in sources} == {"lesson", "event"}
     # Test windows for two thirds of the i-Ready students, staggered so month edges and
     # partial months occur; the others fall back to the study-wide window.
-    ids = sorted(_read(sources[0])[sources[0].columns["student_id"]].dropna().map(ref_norm_id).unique())
+    ids = sorted(
+        _read(sources[0])[sources[0].columns["student_id"]].dropna().map(ref_norm_id).unique()
+    )
     w = pd.DataFrame({"student_id": ids[: 2 * len(ids) // 3]})
     k = np.arange(len(w))
     w["baseline_date"] = pd.to_datetime("2024-08-26") + pd.to_timedelta(k % 40, "D")
@@ -371,12 +417,20 @@ def test_duckdb_matches_pandas_reference_on_sample_district():
     res = compute_dosage(sources, plan=plan, windows=w)
     ref = reference_dosage(sources, plan, windows=w)
     for product in res.per_student["product"].unique():
-        sub_res = type(res)(**{**res.__dict__, "per_student": res.per_student.loc[res.per_student["product"] == product],
-                               "monthly": res.monthly.loc[res.monthly["product"] == product]})
+        sub_res = type(res)(
+            **{
+                **res.__dict__,
+                "per_student": res.per_student.loc[res.per_student["product"] == product],
+                "monthly": res.monthly.loc[res.monthly["product"] == product],
+            }
+        )
         sub_ref = dict(ref)
         sub_ref["per"] = ref["per"].loc[ref["per"]["product"] == product]
         sub_ref["monthly"] = ref["monthly"].loc[ref["monthly"]["product"] == product]
-        has_pass = any(("passed" in s.columns or "lessons_passed" in s.columns) and s.product == product for s in sources)
+        has_pass = any(
+            ("passed" in s.columns or "lessons_passed" in s.columns) and s.product == product
+            for s in sources
+        )
         assert_agree(sub_res, sub_ref, plan, has_minutes=True, has_pass=has_pass)
     assert res.rows_outside_window > 0
     assert res.rows_deduplicated > 0  # the sample plants exact duplicate lesson rows
@@ -483,7 +537,13 @@ def _windows(draw, ids: list[int]) -> pd.DataFrame | None:
     for sid in chosen:
         b = date(2024, 8, 25) + timedelta(days=draw(st.integers(0, 60)))
         o = b + timedelta(days=draw(st.integers(0, 120)))
-        recs.append({"student_id": str(sid), "baseline_date": pd.Timestamp(b), "outcome_date": pd.Timestamp(o)})
+        recs.append(
+            {
+                "student_id": str(sid),
+                "baseline_date": pd.Timestamp(b),
+                "outcome_date": pd.Timestamp(o),
+            }
+        )
     return pd.DataFrame(recs)
 
 
@@ -505,7 +565,9 @@ SETTINGS = settings(
     dups=st.integers(0, 3),
     data=st.data(),
 )
-def test_duckdb_matches_reference_on_event_logs(tmp_path_factory, rows, threshold, window, unit, split, overlap, dups, data):
+def test_duckdb_matches_reference_on_event_logs(
+    tmp_path_factory, rows, threshold, window, unit, split, overlap, dups, data
+):
     tmp = tmp_path_factory.mktemp("ev")
     paths = _write(tmp, rows, split, overlap, dups)
     src = UsageSource(
@@ -516,7 +578,11 @@ def test_duckdb_matches_reference_on_event_logs(tmp_path_factory, rows, threshol
         timestamp_tz="UTC",
     )
     plan = _plan(threshold, window, unit)
-    windows = _windows(data.draw, [101 * k for k in range(1, 7)]) if window == "baseline-to-outcome" else None
+    windows = (
+        _windows(data.draw, [101 * k for k in range(1, 7)])
+        if window == "baseline-to-outcome"
+        else None
+    )
     res = compute_dosage([src], plan=plan, windows=windows)
     ref = reference_dosage([src], plan, windows)
     assert_agree(res, ref, plan, has_minutes=True, has_pass=False)
@@ -532,7 +598,9 @@ def test_duckdb_matches_reference_on_event_logs(tmp_path_factory, rows, threshol
     dups=st.integers(0, 3),
     data=st.data(),
 )
-def test_duckdb_matches_reference_on_lesson_logs(tmp_path_factory, rows, threshold, window, split, overlap, dups, data):
+def test_duckdb_matches_reference_on_lesson_logs(
+    tmp_path_factory, rows, threshold, window, split, overlap, dups, data
+):
     tmp = tmp_path_factory.mktemp("ls")
     paths = _write(tmp, rows, split, overlap, dups)
     src = UsageSource(
@@ -547,7 +615,11 @@ def test_duckdb_matches_reference_on_lesson_logs(tmp_path_factory, rows, thresho
         },
     )
     plan = _plan(threshold, window, "auto")
-    windows = _windows(data.draw, [7 * k for k in range(1, 7)]) if window == "baseline-to-outcome" else None
+    windows = (
+        _windows(data.draw, [7 * k for k in range(1, 7)])
+        if window == "baseline-to-outcome"
+        else None
+    )
     res = compute_dosage([src], plan=plan, windows=windows)
     ref = reference_dosage([src], plan, windows)
     assert_agree(res, ref, plan, has_minutes=True, has_pass=True)
@@ -593,9 +665,18 @@ def test_reference_parsers_agree_with_engine_on_fixed_cases(tmp_path):
     ]
     p = tmp_path / "u.csv"
     pd.DataFrame(rows).to_csv(p, index=False)
-    src = UsageSource(paths=(str(p),), product="x", granularity="lesson", columns={"student_id": "id", "date": "d"})
+    src = UsageSource(
+        paths=(str(p),),
+        product="x",
+        granularity="lesson",
+        columns={"student_id": "id", "date": "d"},
+    )
     res = compute_dosage([src], plan=Plan(dosage=DosageConfig(window="all")))
     firsts = {r.student_id: pd.Timestamp(r.first_use).date() for r in res.per_student.itertuples()}
     assert set(firsts.values()) == {date(2024, 8, 14)}
-    assert all(ref_parse_date(r["d"], UsageSource.__dataclass_fields__["date_formats"].default) == date(2024, 8, 14) for r in rows)
+    assert all(
+        ref_parse_date(r["d"], UsageSource.__dataclass_fields__["date_formats"].default)
+        == date(2024, 8, 14)
+        for r in rows
+    )
     assert datetime(2024, 8, 14, tzinfo=UTC).date() == date(2024, 8, 14)
