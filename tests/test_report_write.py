@@ -160,3 +160,14 @@ def test_manifest_records_inputs_plan_and_versions(tmp_path):
     assert manifest["seed"] == 7 and "started_at" in manifest
     assert "started_at" not in build_manifest(inputs=[], timestamp=False)
     json.loads(manifest_to_json(manifest))
+
+
+def test_workbook_dates_and_nullable_counts(tmp_path):
+    frame = pd.DataFrame({
+        "renewal": [pd.Timestamp("2026-06-30"), pd.Timestamp("2026-07-01 08:00", tz="UTC")],
+        "seats": pd.array([120, None], dtype="Int64"),
+    })
+    wb = openpyxl.load_workbook(write_workbook(tmp_path / "d.xlsx", {"Dates": frame}))
+    ws = wb["Dates"]
+    assert ws["A2"].is_date and ws["A3"].value.hour == 8
+    assert ws["B2"].value == 120 and ws["B3"].value is None

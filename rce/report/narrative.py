@@ -271,7 +271,8 @@ def executive_summary(results: Mapping[str, Any]) -> list[str]:
         if est is not None:
             direction = "higher" if est >= 0 else "lower"
             sentence = (
-                f"Each additional month of habitual use went with {fmt(abs(est))} {unit} {direction}"
+                f"Each additional month of habitual use went with {fmt(abs(est))} {unit}"
+                f" {direction}"
                 f" {_window(results)} {_outcome_words(dose.get('outcome'), unit)} scores"
                 f" (95% confidence interval {fmt_ci(lo, hi)}; {fmt_int(dose.get('n'))} students)"
             )
@@ -379,7 +380,8 @@ def _usage_section(results: Mapping[str, Any], min_n: int) -> Section:
         takeaway = (f"Use peaked in {month_label(peak.get('month'))} with "
                     f"{fmt_int(peak.get('students_active'))} active students")
         if habit:
-            takeaway += f"; habitual users ranged from {fmt_int(min(habit))} to {fmt_int(max(habit))} a month"
+            takeaway += (f"; habitual users ranged from {fmt_int(min(habit))} to "
+                         f"{fmt_int(max(habit))} a month")
         takeaway += "."
         alt = ("Line chart of students active and students with a habitual month, by month: " +
                "; ".join(f"{month_label(r.get('month'))}: {fmt_int(r.get('students_active'))} "
@@ -406,7 +408,7 @@ def _usage_section(results: Mapping[str, Any], min_n: int) -> Section:
         takeaway += (f"; {hidden} {_plural(hidden, 'bar')} with fewer than {min_n} students "
                      "are hidden." if hidden else ".")
         alt = ("Bar chart of students by number of months of habitual use: " +
-               "; ".join(f"{r.get('months')} months: "
+               "; ".join(f"{r.get('months')} {_plural(_num(r.get('months')), 'month')}: "
                          f"{'suppressed' if r.get('suppressed') else fmt_int(r.get('n'))}"
                          for r in dist) + f". {fmt_int(total)} students shown.")
         title = "Students by months of habitual use"
@@ -464,12 +466,13 @@ def _dose_sections(results: Mapping[str, Any], min_n: int) -> Section:
         visible = [b for b in bins if not b.get("suppressed") and _num(b.get("mean")) is not None]
         title = f"{_capitalise(outcome)} by months of habitual use"
         if visible:
-            takeaway = (f"Each month of habitual use went with {fmt(pm.get('estimate'), 1, sign=True)}"
+            takeaway = (f"Each month of habitual use went with "
+                        f"{fmt(pm.get('estimate'), 1, sign=True)}"
                         f" {unit} (95% CI {fmt_ci(pm.get('ci_low'), pm.get('ci_high'))}) after "
                         "adjusting for prior scores and background.")
             alt = (f"Mean {outcome} with 95% confidence intervals by months of habitual use, and "
                    "the fitted line: " +
-                   "; ".join(f"{b.get('months')} months: "
+                   "; ".join(f"{b.get('months')} {_plural(_num(b.get('months')), 'month')}: "
                              + ("suppressed" if b.get("suppressed") else
                                 f"mean {fmt(b.get('mean'))} (n = {fmt_int(b.get('n'))})")
                              for b in bins) + ".")
@@ -548,7 +551,8 @@ def _gaps_section(results: Mapping[str, Any], min_n: int) -> Section:
         title = f"Gap to {reference} by {dim.replace('_', ' ')}"
         visible = [g for g in rows if not g.get("suppressed") and _num(g.get("gap")) is not None]
         if not visible:
-            paragraphs.append(f"All {dim.replace('_', ' ')} groups have fewer than {min_n} students "
+            paragraphs.append(f"All {dim.replace('_', ' ')} groups have fewer than {min_n} "
+                              "students "
                               "(or are suppressed to protect a small group), so no gaps are shown.")
             continue
         focus = [g for g in visible if g.get("window") == outcome_window] or visible
@@ -611,7 +615,8 @@ def _impact_section(results: Mapping[str, Any], min_n: int) -> Section:
         takeaway = (f"The probability of a meaningful improvement is {fmt_prob(better)}"
                     + (f", {'at or above' if (better or 0) >= pass_p else 'below'} the "
                        f"{fmt_pct(pass_p)} needed to pass." if pass_p is not None else "."))
-        alt = (f"Bar chart of three probabilities: meaningfully worse {fmt_prob(regions.get('worse'))}"
+        alt = (f"Bar chart of three probabilities: meaningfully worse "
+               f"{fmt_prob(regions.get('worse'))}"
                f", no meaningful change {fmt_prob(regions.get('no_change'))}, meaningfully better "
                f"{fmt_prob(regions.get('better'))}"
                + (f"; meaningful means an effect of at least {fmt(meaningful, 2)} SD"
@@ -636,7 +641,8 @@ def _impact_section(results: Mapping[str, Any], min_n: int) -> Section:
                "; ".join(f"{b.get('variable')}: {fmt(abs(_num(b.get('smd_before')) or 0), 2)} "
                          f"before, {fmt(abs(_num(b.get('smd_after')) or 0), 2)} after"
                          for b in balance) + "; reference lines at 0.05 and 0.25.")
-        figures.append(Figure(_draw(charts.love_plot, balance, title=title, alt=alt), title, takeaway,
+        figures.append(Figure(_draw(charts.love_plot, balance, title=title, alt=alt), title,
+                              takeaway,
                               alt))
     rows = (
         ("Difference (users minus comparison)",
@@ -723,7 +729,8 @@ def _appendix(results: Mapping[str, Any], min_n: int) -> tuple[Section, ...]:
         covariates = ", ".join(map(str, dose.get("covariates") or [])) or "none"
         model_bullets.append(
             f"Dose-response ({_outcome_words(dose.get('outcome'), dose.get('unit'))}): "
-            f"{dose.get('model')}. Covariates: {covariates}. Estimate {fmt(pm.get('estimate'), 3)} (SE {fmt(pm.get('se'), 3)}, "
+            f"{dose.get('model')}. Covariates: {covariates}. Estimate "
+            f"{fmt(pm.get('estimate'), 3)} (SE {fmt(pm.get('se'), 3)}, "
             f"p = {fmt_p(pm.get('p_value'))}); {fmt_int(dose.get('n'))} students, "
             f"{fmt_int(dose.get('clusters'))} clusters.")
     impact = results.get("impact")

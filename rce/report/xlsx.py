@@ -135,6 +135,9 @@ def write_workbook(
                     else:
                         ws.write_blank(r, c, None, fmt)
                 elif isinstance(value, dt.datetime | dt.date):
+                    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+                        # Excel has no time zones: store the wall-clock time in UTC.
+                        value = value.astimezone(dt.UTC).replace(tzinfo=None)
                     ws.write_datetime(r, c, value, fmt or date_fmt)
                 else:
                     text = plain_text(value)
