@@ -105,3 +105,13 @@ def test_direct_labels_instead_of_legend(rendered):
     assert ">active<" in rendered["trend"] and ">habitual<" in rendered["trend"]
     assert ">fitted line<" in rendered["dose"]
     assert "not shown (no estimate): B" in rendered["scatter"]
+
+
+def test_caller_rcparams_do_not_change_the_output():
+    import matplotlib
+
+    before = charts.probability_bars({"worse": 0.1, "no_change": 0.2, "better": 0.7})
+    with matplotlib.rc_context({"font.size": 22, "lines.linewidth": 9, "axes.grid": True,
+                                "svg.fonttype": "path"}):
+        during = charts.probability_bars({"worse": 0.1, "no_change": 0.2, "better": 0.7})
+    assert during == before

@@ -15,14 +15,17 @@ mathtext and for XML by the SVG backend.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib
+import matplotlib.style
+import matplotlib.ticker
 from matplotlib.figure import Figure
 
 from rce.report.escape import escape_html, escape_mathtext
@@ -65,6 +68,17 @@ _RC = {
     "axes.titlelocation": "left",
     "text.usetex": False,
 }
+
+
+def _styled(function: Callable[..., str]) -> Callable[..., str]:
+    """Draw under the house style only, whatever the caller's global rcParams say."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        with matplotlib.style.context(_RC, after_reset=True):
+            return function(*args, **kwargs)
+
+    return wrapper
 
 
 def _num(value: Any) -> float | None:
@@ -134,6 +148,7 @@ def _suppressed_mark(min_n: int | None) -> str:
     return f"n<{min_n}" if min_n else "suppressed"
 
 
+@_styled
 def monthly_trend_chart(
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -201,6 +216,7 @@ def monthly_trend_chart(
     return _render(fig, key="monthly", title=title, alt=alt)
 
 
+@_styled
 def bar_chart(
     categories: Sequence[Any],
     values: Sequence[Any],
@@ -292,6 +308,7 @@ def bar_chart(
     return _render(fig, key="bar", title=title, alt=alt)
 
 
+@_styled
 def habitual_months_chart(
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -312,6 +329,7 @@ def habitual_months_chart(
     )
 
 
+@_styled
 def dose_response_chart(
     bins: Sequence[Mapping[str, Any]],
     fitted: Mapping[str, Any] | None,
@@ -387,6 +405,7 @@ def dose_response_chart(
     return _render(fig, key="dose", title=title, alt=alt)
 
 
+@_styled
 def forest_chart(
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -455,6 +474,7 @@ def forest_chart(
     return _render(fig, key="forest", title=title, alt=alt)
 
 
+@_styled
 def love_plot(
     balance: Sequence[Mapping[str, Any]],
     *,
@@ -506,6 +526,7 @@ def love_plot(
     return _render(fig, key="love", title=title, alt=alt)
 
 
+@_styled
 def probability_bars(
     regions: Mapping[str, Any],
     *,
@@ -551,6 +572,7 @@ def probability_bars(
     return _render(fig, key="prob", title=title, alt=alt)
 
 
+@_styled
 def scatter_chart(
     points: Sequence[Mapping[str, Any]],
     *,
