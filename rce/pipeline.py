@@ -181,9 +181,12 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
         gap_rows.extend(g.to_dict()["rows"])
 
     _stage(progress, "Dose-response")
+    covariates = _dose_covariates(frame, plan, notes)
     dose_results = []
     for m in measures:
-        dr = fit_dose_response(frame, plan=plan, outcome=MEASURE_COLUMNS[m][1])
+        dr = fit_dose_response(
+            frame, plan=plan, outcome=MEASURE_COLUMNS[m][1], covariates=covariates
+        )
         dose_results.append(dr)
     sens_frames = {
         f"{t} sessions/month": dosage_mod.attach_dosage(
@@ -198,7 +201,9 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
             )
         )
         sens_frames["vendor fidelity rule"] = fid
-    sens = sensitivity(sens_frames, plan=plan, outcome=MEASURE_COLUMNS[primary][1])
+    sens = sensitivity(
+        sens_frames, plan=plan, outcome=MEASURE_COLUMNS[primary][1], covariates=covariates
+    )
 
     _stage(progress, "Impact of product use")
     impact_measure = "scale_score" if "scale_score" in measures else primary
@@ -219,7 +224,7 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     context = EvidenceContext(
         n_districts=1,
         match_rate=_overall_match_rate(analysis.join),
-        n_tests=int(analysis.join.get("students_with_tests") or 0) or None,
+        n_tests=sum(int(rep.rows) for rep in scores.files) or None,
         n_rush_flagged=int(scores_rush(scores)),
         norm_change=any(w["code"] == "NORM_CHANGE" for w in warnings),
         vendor_measure=_vendor_measure(product, score_layouts),
@@ -303,6 +308,26 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
         per_student=frame,
         notes=tuple(notes),
     )
+
+
+def _dose_covariates(frame: pd.DataFrame, plan: Plan, notes: list[str]) -> list[str]:
+    """Demographic controls of the dose-response model, plus the baseline window when mixed.
+
+    Students whose fall test is missing or rush-flagged take a later baseline; their gain covers
+    a shorter span and their dose is counted from that later test, so without an indicator the
+    shorter span would pass for a dose effect.
+    """
+    covariates = [c for c in plan.subgroups.dimensions if c in frame.columns]
+    windows = frame["baseline_window"].dropna().unique() if "baseline_window" in frame else []
+    if len(windows) > 1:
+        covariates.append("baseline_window")
+        later = int((frame["baseline_window"] != plan.outcomes.baseline_window).sum())
+        notes.append(
+            f"{later} students have a baseline test from a later window than "
+            f"{plan.outcomes.baseline_window}; the dose-response model controls for the "
+            "baseline window."
+        )
+    return covariates
 
 
 def scores_rush(scores: Any) -> int:
@@ -435,13 +460,15 @@ def _usage_section(
                     "suppressed": bool(r["suppressed"]),
                 }
             )
-    tables["usage_monthly_trend"] = pd.DataFrame(monthly)
-    tables["usage_habitual_months"] = pd.DataFrame(distribution)
     if group_tables:
         tables["usage_by_group"] = pd.DataFrame(by_group_rows)
-    products = pd.DataFrame(
-        [{"product": p, **c} for p, c in dose.counts().items()]
-    )
+    products = pd.DataFrame([{"product": p, **c} for p, c in dose.counts().items()])
+    count_cols = [c for c in products.columns if c != "product"]
+    for col in count_cols:
+        # Each count is its own cell: a licence count under the minimum is hidden like any other.
+        products[col] = products[col].astype("Float64").where(
+            ~products[col].between(1, plan.privacy.min_cell_size - 1)
+        )
     tables["usage_products"] = products
     section = {
         "product": product,
