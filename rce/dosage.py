@@ -980,7 +980,7 @@ def _clean_id_map(id_map: pd.DataFrame) -> pd.DataFrame:
             hint="Build it with rce.io.normalize.resolve_ids on distinct_usage_ids().",
         )
     cols = ["raw_id", "student_id"] + (["reason"] if "reason" in id_map.columns else [])
-    m = id_map[cols].astype("str").drop_duplicates()
+    m = id_map[cols].astype("str").dropna(subset=["raw_id"]).drop_duplicates()
     if m["raw_id"].duplicated().any():
         n = int(m["raw_id"].duplicated().sum())
         raise DataError(

@@ -508,3 +508,41 @@ def test_usage_clusters_are_ordered_low_to_high_and_seeded():
     c = kmeans_1d(np.array([0.0, 0.1, 5.0, 5.1, 10.0, 10.2]), 3, seed=1)
     assert np.allclose(c, [0.05, 5.05, 10.1])
     assert silhouette_1d(np.array([0.0, 0.1, 5.0, 5.1]), np.array([0, 0, 1, 1])) > 0.9
+
+
+# --- reference values: the sample district's truth ------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sierra-vista"
+
+
+@pytest.mark.skipif(not (EXAMPLE / "truth.json").is_file(), reason="sample district not generated")
+def test_habitual_months_match_the_sample_generators_truth():
+    """truth.json (written by rce.sample): habitual months of the scored students.
+
+    Source: examples/sierra-vista/truth.json, products["i-Ready Personalized Instruction ELA"]
+    ["habitual_months_distribution_scored"]; scored = a fall and a spring ELA diagnostic,
+    neither rush-flagged (rce.sample._scored); rule ">= 3 distinct lesson-days in a calendar
+    month between the fall and spring diagnostics".
+    """
+    from rce import io as rio
+    from rce.config import load_plan
+    from rce.io.normalize import resolve_ids
+
+    plan = load_plan(EXAMPLE / "rce.toml")
+    truth = json.loads((EXAMPLE / "truth.json").read_text(encoding="utf-8"))
+    roster = rio.load_roster(plan.inputs.roster, plan)
+    a = rio.load_assessments(plan.inputs.scores, plan).frame
+    a = a.loc[~a["rush_flag"].astype(bool)]
+    fall = a.loc[a["window"] == "fall"].groupby("student_id")["test_date"].max()
+    spring = a.loc[a["window"] == "spring"].groupby("student_id")["test_date"].max()
+    w = pd.DataFrame({"baseline_date": fall, "outcome_date": spring}).dropna().reset_index()
+    sources = [s for s in rio.usage_sources(plan) if s.product == plan.study.product]
+    id_map = resolve_ids(distinct_usage_ids(sources, plan), roster.frame)
+    dose = compute_dosage(sources, plan=plan, windows=w, id_map=id_map)
+    frame = attach_dosage(w, dose, plan.study.product)
+    expected = truth["products"][plan.study.product]["habitual_months_distribution_scored"]
+    got = frame["habitual_months"].value_counts().sort_index()
+    assert {str(k): int(v) for k, v in got.items()} == expected
+    quirks = truth["quirks"]["lessons_ela"]
+    assert dose.rows_deduplicated == quirks["exact_duplicate_rows"]  # 24
+    assert dose.rows_unmatched == {"not_in_roster": quirks["rows_for_ids_not_in_roster"]}  # 227
