@@ -365,7 +365,9 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, files: Sequence[str] = ()) ->
             where="engine",
             hint="Raise engine.memory_limit in the plan, or free disk space for spilling.",
         ) from None
-    except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+    except duckdb.Error as exc:
+        # Any engine error on a statement that reads the files is reported against the files
+        # (DuckDB's own text can quote data values, so it is not passed on).
         if files:
             raise _engine_error(exc, files) from None
         raise
