@@ -237,8 +237,21 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     usage_section, usage_tables = _usage_section(frame, dose, product, roster, plan)
 
     inputs = _input_records(plan, roster, scores, sources)
+    gate_failed = analysis.gate_failed
     dosage_section = _dosage_section(dose, product, frame, plan)
     join_section = _join_section(analysis.join, dose, frame, product)
+    usage_rate = join_section["usage_match_rate"]
+    if usage_rate is not None and usage_rate < plan.join.min_match_rate:
+        warnings.append(
+            {
+                "code": "LOW_USAGE_MATCH_RATE",
+                "message": f"Only {usage_rate:.1%} of usage rows match a student in the roster "
+                f"(minimum {plan.join.min_match_rate:.0%}); unmatched rows by reason: "
+                + ", ".join(f"{k} {v}" for k, v in dose.rows_unmatched.items() if v)
+                + ".",
+            }
+        )
+        gate_failed = gate_failed or plan.join.enforce_min_match_rate
     study = {
         "name": plan.study.name,
         "subject": plan.study.subject,
@@ -303,7 +316,7 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
         tables=tables,
         title=title,
         summary_sentences=list(sentences),
-        gate_failed=analysis.gate_failed,
+        gate_failed=gate_failed,
         inputs=inputs,
         per_student=frame,
         notes=tuple(notes),
