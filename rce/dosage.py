@@ -667,7 +667,7 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
         d AS ({dedup}),
         k AS (SELECT *, {keep} AS kept, {active} AS active FROM d)
         SELECT {grp}, sum(n) AS n_read, count(*) FILTER (kept) AS n_kept,
-               count(*) FILTER (kept AND active) AS n_active, {sess} AS sess{sums}
+               {sess} AS sess{sums}
         FROM k GROUP BY {grp}
     """
     if not row_product:

@@ -210,6 +210,21 @@ def test_overlapping_export_windows_are_stitched_and_deduplicated(tmp_path):
     assert row(res3, "2")["minutes"] == 24
 
 
+def test_duplicates_inside_busy_student_days_are_removed_exactly(tmp_path):
+    # one day with three different lessons and one of them exported twice (4 rows, 3 distinct),
+    # one day with the same row three times, one day with two different rows
+    rows = lessons("1", ["10/01/2024"] * 3, minutes=7)
+    rows.append(dict(rows[1]))
+    same = lessons("1", ["10/02/2024"], minutes=9) * 3
+    pair = lessons("1", ["10/03/2024", "10/03/2024"], minutes=4)
+    res = compute_dosage(
+        [lesson_source(write(tmp_path, "u.csv", rows + same + pair))], plan=plan(unit="row")
+    )
+    r = row(res, "1")
+    assert (r["sessions"], r["minutes"], r["active_days"]) == (3 + 1 + 2, 21 + 9 + 8, 3)
+    assert res.rows_read == 9 and res.rows_deduplicated == 3
+
+
 def test_dedupe_keys_keep_one_row_per_key_and_day(tmp_path):
     rows = [
         {

@@ -461,7 +461,11 @@ def event_logs(draw):
     for i in range(n):
         sid = draw(st.integers(1, 6)) * 101
         spelling = draw(st.integers(0, len(_ID_SPELLINGS) - 1))
-        minutes_offset = draw(st.integers(0, 60 * 24 * 150))
+        minutes_offset = (
+            draw(st.integers(0, 60 * 24 * 150))
+            if draw(st.booleans())
+            else draw(st.integers(0, 60 * 24 * 2))
+        )
         ts = BASE + timedelta(minutes=minutes_offset)
         zulu = draw(st.booleans())
         rows.append(
@@ -484,7 +488,9 @@ def lesson_logs(draw):
     rows = []
     for i in range(n):
         sid = draw(st.integers(1, 6)) * 7
-        d = date(2024, 8, 20) + timedelta(days=draw(st.integers(0, 150)))
+        # half the rows crowd into a few days, so busy student-days (3+ rows) occur
+        offset = draw(st.integers(0, 150)) if draw(st.booleans()) else draw(st.integers(0, 3))
+        d = date(2024, 8, 20) + timedelta(days=offset)
         rows.append(
             {
                 "Student ID": _ID_SPELLINGS[draw(st.integers(0, 3))](sid),
