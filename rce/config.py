@@ -192,7 +192,8 @@ class RolloutConfig:
     stages: dict[str, str] = field(default_factory=dict)
     #: Stage -> date its schools started using the product (YYYY-MM-DD).
     start_dates: dict[str, str] = field(default_factory=dict)
-    #: Warn when an expansion stage reaches less than this share of the pilot's habitual rate.
+    #: Warn when a later stage's habitual-user share, or its users' mean habitual months, is
+    #: below this share of the pilot's.
     min_habitual_ratio: float = 0.5
 
 

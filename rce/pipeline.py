@@ -233,6 +233,12 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     warnings.extend(suspect_warnings(impact, plan=plan, context=context))
     warnings.extend(_plan_warnings(lock))
 
+    from rce.rollout import compare_stages
+
+    rollout = compare_stages(frame, plan=plan, outcome=out_col, baseline=base_col or out_col)
+    if rollout is not None:
+        warnings.extend(rollout.warnings)
+
     _stage(progress, "Usage summaries")
     usage_section, usage_tables = _usage_section(frame, dose, product, roster, plan)
 
@@ -294,6 +300,7 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
             "sensitivity": sens.to_dict(),
             "interactions": {m: g.to_dict().get("interactions", []) for m, g in gap_results.items()},
             "notes": notes,
+            "rollout": rollout.to_dict() if rollout is not None else None,
         },
     )
     results_json = results_to_json(results)
@@ -306,6 +313,8 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     }
     if impact.design != "none":
         tables["impact"] = impact.to_frame()
+    if rollout is not None:
+        tables["rollout_stages"] = rollout.to_frame()
     tables["evidence_criteria"] = pd.DataFrame(evidence.to_dict().get("criteria", []))
     title = f"{plan.study.name}"
     sentences = executive_summary(results)

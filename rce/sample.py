@@ -328,6 +328,7 @@ def plan_toml() -> str:
             ("usage/vendorx_usage_export.csv", sw.PRODUCT_C),
         )
     )
+    stages = ", ".join(f'"{school.name}" = "{school.stage}"' for school in sw.SCHOOLS)
     return f"""# Study plan for the synthetic Sierra Vista Unified sample (written by `rce sample`).
 # Keys not given take the defaults of `rce plan`. Lock it with `rce plan --lock` before analysis.
 
@@ -355,6 +356,11 @@ exclude_rush_flagged = true
 [dosage]
 min_sessions_per_month = 3
 window = "baseline-to-outcome"
+
+[rollout]
+# The pilot school started a year before the others.
+stages = {{ {stages} }}
+start_dates = {{ pilot = "2023-08-14", expansion = "2024-08-12" }}
 """
 
 

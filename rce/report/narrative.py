@@ -658,6 +658,65 @@ def _impact_section(results: Mapping[str, Any], min_n: int) -> Section:
     return Section("impact", heading, tuple(paragraphs), tuple(figures), (table,), bullets)
 
 
+def _rollout_section(results: Mapping[str, Any], min_n: int) -> Section | None:
+    """Usage, fidelity and the dose-response slope by rollout stage (pilot vs expansion)."""
+    rollout = results.get("rollout") or {}
+    stages = rollout.get("stages") or []
+    if not stages:
+        return None
+    product = _product(results)
+    shown = [s for s in stages if not s.get("suppressed")]
+    names = [str(s.get("stage")) for s in stages]
+    shares = [s.get("share_habitual") for s in stages]
+    alt = ("Bar chart of the share of students who were habitual users, by rollout stage: "
+           + "; ".join(f"{s.get('stage')}: "
+                       + ("suppressed" if s.get("suppressed") else fmt_pct(s.get("share_habitual")))
+                       for s in stages) + ".")
+    title = f"Habitual users of {product} by rollout stage"
+    takeaway = "Habitual use by rollout stage."
+    if len(shown) >= 2:
+        best = max(shown, key=lambda s: _num(s.get("share_habitual")) or 0)
+        worst = min(shown, key=lambda s: _num(s.get("share_habitual")) or 0)
+        takeaway = (f"{fmt_pct(best.get('share_habitual'))} of students in the {best.get('stage')} "
+                    f"stage were habitual users, against {fmt_pct(worst.get('share_habitual'))} "
+                    f"in the {worst.get('stage')} stage.")
+    figure = Figure(_draw(charts.bar_chart, names, shares, title=title, alt=alt,
+                          ylabel="Share of students", value_format="{:.0%}",
+                          suppressed=[bool(s.get("suppressed")) for s in stages], min_n=min_n),
+                    title, takeaway, alt)
+    rows = []
+    for s in stages:
+        if s.get("suppressed"):
+            rows.append((str(s.get("stage")), str(s.get("start_date") or ""), f"n<{min_n}",
+                         "", "", "", "", "", ""))
+            continue
+        rows.append((
+            str(s.get("stage")),
+            str(s.get("start_date") or ""),
+            fmt_int(s.get("schools")),
+            fmt_int(s.get("students")),
+            fmt_pct(s.get("share_users")),
+            fmt_pct(s.get("share_habitual")),
+            fmt(s.get("mean_habitual_months_users")),
+            fmt_pct(s.get("share_fidelity")),
+            (f"{fmt(s.get('slope'), 2, sign=True)} ({fmt_ci(s.get('slope_ci_low'), s.get('slope_ci_high'), 2)})"
+             if _num(s.get("slope")) is not None else "not estimable"),
+        ))
+    table = Table(
+        caption="Usage, fidelity and dose-response by rollout stage",
+        headers=("Stage", "Started", "Schools", "Students", "Used it", "Habitual users",
+                 "Habitual months (users)", "Met fidelity", "Slope per habitual month (95% CI)"),
+        rows=tuple(rows),
+        notes=tuple(str(n) for n in rollout.get("notes") or ()),
+    )
+    paragraphs = [str(w.get("message")) for w in rollout.get("warnings") or ()]
+    if not paragraphs:
+        paragraphs.append("No stage falls far behind the pilot in habitual use or in its "
+                          "dose-response slope.")
+    return Section(id="rollout", heading="Pilot and expansion: is the spread deep or only wide?",
+                   paragraphs=tuple(paragraphs), figures=(figure,), tables=(table,))
+
+
 def _evidence_section(results: Mapping[str, Any]) -> Section:
     evidence = results.get("evidence")
     if not evidence:
@@ -815,13 +874,14 @@ def _build_view(results: Mapping[str, Any]) -> View:
     if study.get("academic_year"):
         subtitle_bits.append(str(study["academic_year"]))
     subtitle_bits.append(f"outcome: {_window(results)} test")
-    sections = (
+    sections = tuple(section for section in (
         _usage_section(results, min_n),
         _dose_sections(results, min_n),
+        _rollout_section(results, min_n),
         _gaps_section(results, min_n),
         _impact_section(results, min_n),
         _evidence_section(results),
-    )
+    ) if section is not None)
     footer = (f"rce {results.get('rce_version', '')}, results schema "
               f"{results.get('schema_version', '')}"
               + (f", generated {results['generated_at']}" if results.get("generated_at") else "")
