@@ -237,3 +237,13 @@ def _parse_as_of(as_of: str | None) -> date:
         raise RceError(
             f"--as-of {as_of!r} is not a date", hint="Write it as YYYY-MM-DD, e.g. 2026-03-01."
         ) from None
+
+
+def trend(*, results: Sequence[Path], out: Path, labels: Sequence[str] = ()) -> Any:
+    """Successive runs side by side (``rce trend``); writes trend.html, trend.md, trend.json."""
+    from rce.report.trend import write_trend_report
+    from rce.trend import compare_runs
+
+    result = compare_runs(list(results), labels=list(labels) or None)
+    write_trend_report(result.to_dict(), out)
+    return result

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from rce import __version__
-from rce.errors import ExitCode, NotAvailableError, RceError
+from rce.errors import ExitCode, RceError
 
 app = typer.Typer(
     name="rce",
@@ -240,14 +240,34 @@ def trend(
         list[Path],
         typer.Argument(help="results.json files (or folders of earlier runs) in cycle order."),
     ],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder.")] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for trend.html, trend.md, trend.json.")
+    ] = Path("rce-trend"),
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Name of each run, in order (repeatable).", show_default=False),
+    ] = None,
+    fmt: Annotated[
+        TextJson, typer.Option("--format", "-f", help="Terminal output: text summary or JSON.")
+    ] = TextJson.text,
 ) -> None:
-    """Line up successive runs of the same study: usage, dose-response and impact per cycle."""
-    with translate_errors():
-        raise NotAvailableError(
-            "`rce trend` is not available in this version",
-            hint="Compare the results.json files of each run for now.",
-        )
+    """Line up successive runs of the same study: usage, dose-response and impact per cycle.
+
+    Runs whose product, outcome or dosage definition differ from the first are flagged, not
+    silently compared. Exit 1 when any run is not comparable.
+    """
+    from rce import api
+
+    with translate_errors(fmt.value):
+        result = api.trend(results=results, out=out, labels=label or [])
+    if fmt == TextJson.json:
+        import json
+
+        typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+    else:
+        _stdout().print(result.summary())
+        _stdout().print(f"Trend report written to {out}")
+    raise typer.Exit(ExitCode.OK if result.comparable else ExitCode.FINDINGS)
 
 
 # --- checks ------------------------------------------------------------------------------------

@@ -201,3 +201,20 @@ def test_missing_study_folder_is_a_clear_error(tmp_path):
     assert result.exit_code == 2
     assert "study folder not found" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_final_run_matches_the_shipped_final_run(results):
+    shipped = json.loads(
+        (EXAMPLE_DIR / "runs" / "2024-25-spring-final" / "results.json").read_text(encoding="utf-8")
+    )
+    assert results == shipped, "regenerate examples/sierra-vista/runs (see its README)"
+
+
+def test_rollout_stages_show_the_planted_pilot_difference(results, truth):
+    stages = {s["stage"]: s for s in results["rollout"]["stages"]}
+    assert set(truth["rollout_stages"].values()) == set(stages)
+    pilot, expansion = stages["pilot"], stages["expansion"]
+    assert pilot["share_habitual"] > expansion["share_habitual"]
+    assert pilot["mean_habitual_months_users"] > 2 * expansion["mean_habitual_months_users"]
+    codes = [w["code"] for w in results["warnings"]]
+    assert "SPREAD_WITHOUT_DEPTH" in codes

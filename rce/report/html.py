@@ -15,7 +15,7 @@ import jinja2
 
 from rce.report.narrative import build_view
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "render_view_html"]
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +43,10 @@ def render_html(results: Mapping[str, Any]) -> str:
     str
         A complete HTML5 document.
     """
-    view = build_view(results)
+    return render_view_html(build_view(results), rce_version=str(results.get("rce_version", "")))
+
+
+def render_view_html(view: Any, *, rce_version: str = "") -> str:
+    """Render any report view (analysis, trend) with the shared report template."""
     template = _environment().get_template("report.html.j2")
-    return template.render(view=view, rce_version=str(results.get("rce_version", "")))
+    return template.render(view=view, rce_version=rce_version)

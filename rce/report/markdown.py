@@ -56,7 +56,11 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     str
         GitHub-flavoured Markdown ending in a newline.
     """
-    view = build_view(results, with_charts=False)
+    return render_view_markdown(build_view(results, with_charts=False))
+
+
+def render_view_markdown(view: Any) -> str:
+    """Render any report view (analysis, trend) as GitHub-flavoured Markdown."""
     lines = [f"# {md(view.title)}", "", md(view.subtitle), ""]
     if view.badges:
         lines.extend([" · ".join(f"**{md(b)}**" for b in view.badges), ""])
@@ -65,7 +69,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
     lines.append("")
     for section in view.sections:
         lines.extend(_section(section, 2))
-    lines.extend(["## Technical appendix", ""])
+    if view.appendix:
+        lines.extend(["## Technical appendix", ""])
     for section in view.appendix:
         lines.extend(_section(section, 3))
     lines.extend(["---", "", md(view.footer), ""])
