@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import math
 import os
@@ -303,6 +304,25 @@ def validate_results(results: Mapping[str, Any]) -> None:
         # The privacy rules never depend on an optional package.
         check_privacy(data)
         return
+    # `rce analyze` checks the same document twice (assemble_results, then write_report), and
+    # the schema walk costs 1-3 s on a district's results; equal canonical JSON text gives the
+    # same verdict, so a document already found valid is not walked again.
+    digest = hashlib.sha256(
+        json.dumps(data, sort_keys=True, allow_nan=False, ensure_ascii=False).encode()
+    ).digest()
+    if digest not in _SCHEMA_VALID:
+        _schema_check(jsonschema, data)
+        if len(_SCHEMA_VALID) >= 16:
+            _SCHEMA_VALID.clear()
+        _SCHEMA_VALID.add(digest)
+    check_privacy(data)
+
+
+#: SHA-256 of the canonical JSON of documents that passed the schema check in this process.
+_SCHEMA_VALID: set[bytes] = set()
+
+
+def _schema_check(jsonschema: Any, data: Any) -> None:
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
@@ -316,7 +336,6 @@ def validate_results(results: Mapping[str, Any]) -> None:
             where=path,
             hint="See rce/data/results.schema.json.",
         )
-    check_privacy(data)
 
 
 def check_privacy(results: Mapping[str, Any]) -> None:

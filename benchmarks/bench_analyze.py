@@ -1,0 +1,160 @@
+"""Time ``rce analyze`` end to end: the example district and a 20,000-student district.
+
+Each measurement is a fresh ``python -m rce analyze`` process (interpreter start, imports, every
+stage, the whole report folder written), timed by wall clock with the peak RSS of that process
+(``/usr/bin/time -v`` where it exists, else ``resource.getrusage`` of the child).
+
+The large district is ``rce sample --students 20000 --seed 11`` whose i-Ready lesson log is
+enlarged to ``--rows`` rows (3,000,000 by default): the sample's own lesson rows are repeated
+with the completion date moved on by 0, 1, 2, ... days per copy, cut at exactly ``--rows``
+rows, so every row keeps the export's shape (text IDs, US dates, quoted names) and matches a
+rostered student. The Lexia and VendorX exports of the sample are read as they are. Both are
+cached under the git-ignored ``benchmarks/data/analyze/`` and reused on the next run.
+
+``--stages`` also runs the large district once inside this process with the pipeline's progress
+callback and prints the seconds spent in each stage (imports included in the first one).
+
+Usage::
+
+    python benchmarks/bench_analyze.py [--students 20000] [--rows 3000000] [--repeat 1]
+        [--skip-example] [--skip-large] [--stages] [--data DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+EXAMPLE = ROOT / "examples" / "sierra-vista"
+LESSON_LOG = Path("iready") / "personalized_instruction_by_lesson_ela.csv"
+
+
+def build_district(data: Path, *, students: int, rows: int, seed: int) -> Path:
+    """Write (or reuse) the sample district with a lesson log of exactly ``rows`` rows."""
+    district = data / f"district_{students}_{rows}_{seed}"
+    stamp = district / ".bench-complete"
+    if stamp.is_file():
+        return district
+    import duckdb
+
+    from rce.sample import generate_sample
+
+    t = time.perf_counter()
+    log = district / LESSON_LOG
+    original = log.with_name(log.stem + ".sample.csv")
+    if not original.is_file():
+        # An earlier run may have stopped after the sample was written: reuse it.
+        if not (district / "truth.json").is_file():
+            generate_sample(district, students=students, seed=seed)
+        log.replace(original)
+    con = duckdb.connect()
+    n = con.execute(
+        f"SELECT count(*) FROM read_csv('{original}', all_varchar=true, header=true)"
+    ).fetchone()[0]
+    copies = -(-rows // n)
+    # Copy j of each lesson is completed j days later; insertion order is kept (copy-major)
+    # so the cut at `rows` is the same on every run.
+    con.execute("SET preserve_insertion_order = true")
+    con.execute(
+        f"""
+        COPY (
+          SELECT * REPLACE (
+            strftime(strptime("Completion Date", '%m/%d/%Y') + to_days(CAST(j AS INTEGER)),
+                     '%m/%d/%Y') AS "Completion Date")
+          FROM range({copies}) c(j), read_csv('{original}', all_varchar=true, header=true)
+          ORDER BY j
+          LIMIT {rows}
+        ) TO '{log}' (HEADER, DELIMITER ',')
+        """
+    )
+    con.close()
+    original.unlink()
+    stamp.write_text(f"students={students} rows={rows} seed={seed}\n", encoding="utf-8")
+    print(f"built {district.name} in {time.perf_counter() - t:.0f} s "
+          f"({rows:,} lesson rows from {n:,} sample rows x {copies})")
+    return district
+
+
+def time_analyze(study: Path, out: Path) -> tuple[float, float | None, int]:
+    """Wall seconds, peak RSS (MiB) and exit code of one fresh ``rce analyze`` process."""
+    cmd = [sys.executable, "-m", "rce", "analyze", str(study), "--out", str(out)]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="0")
+    timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    if timer:
+        cmd = [timer, "-v", *cmd]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - t
+    peak = None
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    if m:
+        peak = int(m.group(1)) / 1024
+    elif not timer:
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if proc.returncode not in (0, 1):
+        # 1 = findings (e.g. a gate); anything else is a failure worth showing.
+        sys.stderr.write(proc.stderr[-3000:])
+    return wall, peak, proc.returncode
+
+
+def stage_times(study: Path, out: Path) -> list[tuple[str, float]]:
+    """Seconds per pipeline stage of one in-process run (first stage includes imports)."""
+    marks: list[tuple[str, float]] = [("start (imports of rce.api)", time.perf_counter())]
+    from rce.api import analyze
+
+    marks.append(("Reading the plan", time.perf_counter()))
+    analyze(study_dir=study, out=out, timestamp=False,
+            progress=lambda text: marks.append((text, time.perf_counter())))
+    marks.append(("end", time.perf_counter()))
+    return [(marks[i][0], marks[i + 1][1] - marks[i][1]) for i in range(len(marks) - 1)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--students", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=3_000_000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--skip-example", action="store_true")
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--stages", action="store_true")
+    parser.add_argument("--data", type=Path, default=HERE / "data" / "analyze")
+    args = parser.parse_args()
+
+    studies: list[tuple[str, Path]] = []
+    if not args.skip_example:
+        studies.append(("example (sierra-vista, 1,500 students)", EXAMPLE))
+    if not args.skip_large:
+        district = build_district(args.data, students=args.students, rows=args.rows,
+                                  seed=args.seed)
+        studies.append((f"{args.students:,} students, {args.rows:,} lesson rows", district))
+
+    out_root = Path(tempfile.mkdtemp(prefix="rce-bench-analyze-"))
+    try:
+        for label, study in studies:
+            for i in range(args.repeat):
+                wall, peak, rc = time_analyze(study, out_root / f"run{i}")
+                peak_text = f"{peak:,.0f} MiB" if peak is not None else "n/a"
+                print(f"{label:<44} run {i + 1}: {wall:6.2f} s  peak RSS {peak_text}  "
+                      f"exit {rc}", flush=True)
+        if args.stages and not args.skip_large:
+            print("stages of one in-process run on the large district:")
+            for text, sec in stage_times(studies[-1][1], out_root / "stages"):
+                print(f"  {text:<50} {sec:6.2f} s")
+        print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    finally:
+        shutil.rmtree(out_root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
