@@ -2021,8 +2021,8 @@ def run_sustain_report(
         Decision date.
     evidence_paths
         results.json files (or report folders), matched to products by ``study.product``.
-        When none are given, every ``*/results.json`` one folder below the products file
-        (e.g. ``rce-report/results.json`` written by ``rce analyze``) is used. A product's
+        When none are given, every ``results.json`` one or two folders below the products file
+        (e.g. ``rce-report/results.json`` written by ``rce analyze``, or ``runs/<run>/``) is used. A product's
         own ``evidence`` key always wins; final (spring) evidence beats interim evidence.
     rules
         Sustain thresholds.
@@ -2058,7 +2058,11 @@ def run_sustain_report(
         return str(p if p.is_absolute() else base / p)
 
     evidence: dict[str, Evidence] = {}
-    discovered = [] if evidence_paths else sorted(base.glob("*/results.json"))
+    discovered = (
+        []
+        if evidence_paths
+        else sorted({*base.glob("*/results.json"), *base.glob("*/*/results.json")})
+    )
     found: list[Evidence] = []
     for extra in [*evidence_paths, *discovered]:
         try:
