@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rce.errors import DataError
+from rce.stats import _dist
 from rce.stats._impact_common import fmt, json_safe, pct
 
 #: Weakly-informative prior on the effect size: N(0, 0.5²). Almost all education effects on
@@ -105,7 +105,7 @@ class Posterior:
 def _sf(c: float, mean: float, sd: float) -> float:
     if sd == 0:
         return float(mean > c)
-    return float(stats.norm.sf(c, loc=mean, scale=sd))
+    return float(_dist.norm_sf(c, loc=mean, scale=sd))
 
 
 def normal_posterior(
@@ -152,8 +152,8 @@ def normal_posterior(
         prec = 1.0 / prior.sd**2 + 1.0 / se**2
         mean = (prior.mean / prior.sd**2 + estimate / se**2) / prec
         sd = math.sqrt(1.0 / prec)
-    z = float(stats.norm.ppf(0.5 + credible_level / 2))
-    worse = float(stats.norm.cdf(-meaningful, loc=mean, scale=sd))
+    z = float(_dist.norm_ppf(0.5 + credible_level / 2))
+    worse = float(_dist.norm_cdf(-meaningful, loc=mean, scale=sd))
     better = _sf(meaningful, mean, sd)
     return Posterior(
         prior=prior,

@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rce.config import Plan
 from rce.errors import DataError
 from rce.privacy import suppress_cells
+from rce.stats import _dist
 from rce.stats.ols import (
     MissingReport,
     OlsFit,
@@ -269,7 +269,7 @@ def _bins(y: np.ndarray, dose: np.ndarray, level: float, min_n: int) -> pd.DataF
         mean = float(v.mean())
         if n > 1:
             se = float(v.std(ddof=1) / math.sqrt(n))
-            crit = float(stats.t.ppf(0.5 + level / 2, n - 1))
+            crit = float(_dist.t_ppf(0.5 + level / 2, n - 1))
             lo, hi = mean - crit * se, mean + crit * se
         else:
             se = lo = hi = float("nan")
@@ -510,7 +510,7 @@ def _plateau(refit, d, dose, levels, level, min_n) -> dict[str, Any]:
     V = f.vcov_matrix
     se_after = math.sqrt(max(float(V.loc[dose, dose] + V.loc["hinge", "hinge"]
                                    + 2 * V.loc[dose, "hinge"]), 0.0))
-    crit = float(stats.t.ppf(0.5 + level / 2, f.df))
+    crit = float(_dist.t_ppf(0.5 + level / 2, f.df))
     after = b1 + b2
     after_lo, after_hi = after - crit * se_after, after + crit * se_after
     detected = bool(

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from rce.errors import DataError
+from rce.stats import _dist
 
 
 def _clean(values: Any, what: str) -> np.ndarray:
@@ -105,8 +105,8 @@ def welch_from_summary(
                            ("Both groups have no spread: no test.",))
     df = (vx + vy) ** 2 / (vx**2 / (n_x - 1) + vy**2 / (n_y - 1))
     t = diff / se
-    p = float(2 * stats.t.sf(abs(t), df))
-    crit = float(stats.t.ppf(0.5 + level / 2, df))
+    p = float(2 * _dist.t_sf(abs(t), df))
+    crit = float(_dist.t_ppf(0.5 + level / 2, df))
     return WelchResult(diff, se, df, t, p, diff - crit * se, diff + crit * se, n_x, n_y,
                        mean_x, mean_y, level)
 
@@ -289,4 +289,4 @@ def improvement_index(g: float) -> float:
     """WWC improvement index 100 * Phi(g) - 50: percentile-rank change of the average student."""
     if g is None or not math.isfinite(g):
         return float("nan")
-    return float(100 * stats.norm.cdf(g) - 50)
+    return float(100 * _dist.norm_cdf(g) - 50)

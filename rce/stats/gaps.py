@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rce.config import Plan
 from rce.errors import DataError
 from rce.privacy import suppress_cells
+from rce.stats import _dist
 from rce.stats.effect_sizes import hedges_g_from_summary, welch_from_summary
 from rce.stats.multiplicity import bh_adjust
 from rce.stats.ols import _json_number, design_matrix, fit_ols
@@ -471,11 +471,11 @@ def _interactions(dim, ref, groups, codes, masks, data, base_col, out_col, clust
             se = math.sqrt(sum(v))
             den = sum(vi**2 / (c["n"] - 1) for vi, c in zip(v, cells, strict=True))
             df = sum(v) ** 2 / den if den > 0 else float("nan")
-            crit = float(stats.t.ppf(0.5 + level / 2, df))
+            crit = float(_dist.t_ppf(0.5 + level / 2, df))
             row.update(gain_gap_users=gu["gap"], gain_gap_non_users=gn["gap"],
                        diff_in_gain_gaps=diff, diff_se=se, diff_ci_low=diff - crit * se,
                        diff_ci_high=diff + crit * se,
-                       diff_p_value=float(2 * stats.t.sf(abs(diff / se), df)) if se > 0
+                       diff_p_value=float(2 * _dist.t_sf(abs(diff / se), df)) if se > 0
                        else float("nan"))
         else:
             row.update(gain_gap_users=float("nan"), gain_gap_non_users=float("nan"),

@@ -29,6 +29,7 @@ import pandas as pd
 
 from rce.config import Plan
 from rce.errors import DataError, PlanError
+from rce.stats import _dist
 from rce.stats import effect_sizes as es
 from rce.stats._impact_common import fmt, json_safe, pct
 from rce.stats.bayes import BayesResult, effect_probabilities
@@ -601,9 +602,7 @@ def _bayes(g: float, g_se: float, plan: Plan, df: float = math.inf) -> BayesResu
     if math.isfinite(df) and df > 0:
         # The likelihood is normal, but with few clusters inference is t(G - 1): widen the
         # standard error so the normal 95% interval equals the t interval (never narrower).
-        from scipy import stats
-
-        g_se = g_se * float(stats.t.ppf(0.975, df) / stats.norm.ppf(0.975))
+        g_se = g_se * float(_dist.t_ppf(0.975, df) / _dist.norm_ppf(0.975))
     return effect_probabilities(g, g_se, meaningful=d.meaningful_effect,
                                 pass_probability=d.pass_probability,
                                 fail_probability=d.fail_probability,

@@ -125,7 +125,7 @@ def _logit_newton(
 
     def hess(params: np.ndarray) -> np.ndarray:
         L = _logistic(X, params)
-        return -(-np.dot(L * (1 - L) * X.T, X)) / nobs
+        return np.dot(L * (1 - L) * X.T, X) / nobs  # -(Hessian)/n; negation is exact
 
     iterations = 0
     separated = False

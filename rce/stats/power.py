@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from scipy import optimize, stats
 
 from rce.errors import DataError
+from rce.stats import _dist
 from rce.stats._impact_common import fmt, json_safe
 
 #: Defaults of the RCE Coach's MDES package (methods.md §1.8).
@@ -98,7 +98,7 @@ def _check(alpha: float, power: float, p: float, *r2: float) -> None:
 
 
 def _factor(df: float, alpha: float, power: float) -> float:
-    return float(stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df))
+    return float(_dist.t_ppf(1 - alpha / 2, df) + _dist.t_ppf(power, df))
 
 
 def _mdes_individual(n: float, alpha, power, p, r2_y, r2_t) -> tuple[float, float]:
@@ -262,7 +262,9 @@ def required_sample_size(
                 hint="With clustered designs the ICC sets a floor on the MDES; add clusters' "
                 "covariates (R² between) or accept a larger MDES.",
             )
-    root = optimize.brentq(lambda s: at(s) - target_mdes, lo, hi, xtol=1e-6) if at(lo) > \
+    from scipy.optimize import brentq  # only here: scipy.optimize costs ~1 s to import
+
+    root = brentq(lambda s: at(s) - target_mdes, lo, hi, xtol=1e-6) if at(lo) > \
         target_mdes else lo
     size = math.ceil(root - 1e-6)
     while at(size) > target_mdes:  # guard against the tolerance of the root finder

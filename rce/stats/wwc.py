@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rce.errors import DataError
+from rce.stats import _dist
 from rce.stats import effect_sizes as es
 from rce.stats._impact_common import fmt, json_safe, pct
 
@@ -277,7 +277,7 @@ def cluster_correction(
     h = num**2 / (
         (N - 2) * (1 - rho) ** 2 + n * (N - 2 * n) * rho**2 + 2 * (N - 2 * n) * rho * (1 - rho)
     )
-    p = float(2 * stats.t.sf(abs(ta), h))
+    p = float(2 * _dist.t_sf(abs(ta), h))
     return ClusterCorrection(
         t=float(t), t_adjusted=ta, df=h, p_value=p, n_total=N, mean_cluster_size=n, icc=rho
     )
