@@ -210,14 +210,6 @@ def sustain_report(
 
     plan = load_plan(config) if config is not None else Plan()
     check_plan(plan)
-    if products is None:
-        if not plan.inputs.products:
-            raise PlanError(
-                "no products file given",
-                where=str(plan.source) if plan.source else "command line",
-                hint="Pass --products FILE or set [inputs] products in rce.toml.",
-            )
-        products = plan.resolve(plan.inputs.products)
     when = _parse_as_of(as_of)
     out_dir = out if out is not None else Path.cwd() / "sustain-report"
     result, files, json_text = run_sustain_report(

@@ -2040,7 +2040,7 @@ def run_sustain_report(
             raise PlanError(
                 "no products file given",
                 where=str(plan.source) if plan.source else "plan",
-                hint="Set inputs.products in the plan or pass --products.",
+                hint="Pass --products FILE or set [inputs] products in rce.toml.",
             )
         products_path = plan.resolve(plan.inputs.products)
     if rules is None:
