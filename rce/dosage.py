@@ -915,7 +915,7 @@ def compute_dosage(
               lessons_passed, sessions >= {thr} AS habitual, first_day, last_day
             FROM mo_all WHERE reason IS NULL AND month IS NOT NULL AND n_in > 0""",
         )
-        per = _run(
+        per = _arrow(
             con,
             f"""WITH a AS (SELECT * FROM mo_all WHERE reason IS NULL AND month IS NOT NULL),
                 k AS (SELECT student_id, product, any_value(w_lo) AS w_lo,
@@ -933,19 +933,22 @@ def compute_dosage(
             FROM k JOIN span s USING (product)
             LEFT JOIN mo m USING (student_id, product)
             GROUP BY k.student_id, k.product""",
-        ).df()
-        monthly = _run(
+        )
+        monthly = _arrow(
             con,
             "SELECT student_id, product, month, sessions, minutes, active_days, lessons_completed, "
             "lessons_passed, habitual FROM mo ORDER BY product, student_id, month",
-        ).df()
-        trend = _run(
+        )
+        trend = _arrow(
             con,
             """SELECT product, month, count(*) FILTER (sessions > 0) AS students_active,
                       count(*) FILTER (habitual) AS students_habitual, sum(minutes) AS minutes
                FROM mo GROUP BY ALL ORDER BY product, month""",
-        ).df()
+        )
 
+    # Results leave DuckDB as Arrow tables and become pandas frames only after the connection
+    # (and its buffer pool) is closed, so the two never hold memory at the same time.
+    per, monthly, trend = (_to_pandas(t) for t in (per, monthly, trend))
     per_student = finish_per_student(per, products, plan)
     monthly = _finish_monthly(monthly, products)
     trend = trend.assign(
@@ -971,6 +974,25 @@ def compute_dosage(
         utilization=util,
         notes=tuple(notes),
     )
+
+
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """A query result as an Arrow table (no extra copy of the rows)."""
+    try:
+        return con.sql(sql).to_arrow_table()
+    except duckdb.OutOfMemoryException:
+        raise DataError(
+            "the dosage step ran out of memory",
+            where="engine",
+            hint="Raise engine.memory_limit in the plan, or free disk space for spilling.",
+        ) from None
+
+
+def _to_pandas(table: Any) -> pd.DataFrame:
+    """An Arrow table from DuckDB as a pandas frame (text as ``str``, dates as datetime64)."""
+    df = table.to_pandas(date_as_object=False)
+    del table
+    return df
 
 
 def _clean_id_map(id_map: pd.DataFrame) -> pd.DataFrame:
