@@ -835,15 +835,17 @@ def wild_cluster_bootstrap(
     V = A @ (S_unres.T @ S_unres) @ A * factor
     t_obs = beta[j] / math.sqrt(V[j, j])
     # Restricted fit (term excluded) gives the null-imposing residuals.
-    Xr = np.delete(Xv, j, axis=1)
-    br = np.linalg.solve(Xr.T @ Xr, Xr.T @ yv)
+    # X'X products go through _crossprod: `Xr.T @ Xr` on the copy np.delete makes (and the
+    # per-cluster products below) took 0.8 s each at 16,000 rows in numpy's matmul.
+    Xr = np.asfortranarray(np.delete(Xv, j, axis=1))
+    br = np.linalg.solve(_crossprod(Xr), Xr.T @ yv)
     er = yv - Xr @ br
     S = _group_sums(c, Xv * er[:, None], G)  # X_g' e_r,g
     # X_g' X_g for every cluster, to update residual scores without touching n rows again.
     XgXg = np.zeros((G, k, k))
     for g in range(G):
         rows = c == g
-        XgXg[g] = Xv[rows].T @ Xv[rows]
+        XgXg[g] = _crossprod(np.asfortranarray(Xv[rows]))
     if reps >= 6**G:
         grids = np.meshgrid(*([np.arange(6)] * G), indexing="ij")
         W = _WEBB[np.stack([gr.ravel() for gr in grids], axis=1)]
