@@ -800,6 +800,13 @@ def compute_dosage(
     notes: list[str] = []
     with connect(plan) as con:
         prepared = [_prepare(con, s, plan) for s in sources]
+        if len(prepared) > 63:
+            # each export is one bit of a signed 64-bit mask (the type every engine shares)
+            raise LayoutError(
+                f"{len(prepared)} usage exports were given; at most 63 fit one dosage run",
+                where="inputs.usage",
+                hint="Stitch the exports of one product into one file pattern (a glob).",
+            )
         files = [f for p in prepared for f in p.files]
         union = " UNION ALL ".join(f"({_source_sql(p, plan, i)})" for i, p in enumerate(prepared))
         if id_map is not None:
@@ -833,122 +840,169 @@ def compute_dosage(
                   s.day, s.n_read, s.n_kept, s.sess, s.minutes, s.lessons_completed,
                   s.lessons_passed
                 FROM ({union}) s {id_join}"""
-        if merge:
-            day_level = f"""SELECT student_id, product, gran, day, reason,
-                  bit_or(CAST(1 AS UBIGINT) << src) AS srcs,
-                  CASE WHEN any_value(unit) = 'student-day' THEN CAST(sum(sess) > 0 AS BIGINT)
-                       ELSE CAST(sum(sess) AS BIGINT) END AS sess,
-                  sum(n_read) AS n_read, sum(n_kept) AS n_kept, sum(minutes) AS minutes,
-                  sum(lessons_completed) AS lessons_completed,
-                  sum(lessons_passed) AS lessons_passed
-                FROM ({j}) j GROUP BY student_id, product, gran, day, reason"""
-        else:
-            day_level = f"""SELECT student_id, product, gran, day, reason,
-                  CAST(1 AS UBIGINT) << src AS srcs,
-                  CASE WHEN unit = 'student-day' THEN CAST(sess > 0 AS BIGINT)
-                       ELSE CAST(sess AS BIGINT) END AS sess,
-                  n_read, n_kept, minutes, lessons_completed, lessons_passed FROM ({j}) j"""
+        _run(con, f"CREATE TEMP VIEW {ROWS_RELATION} AS {j}")
+        sql = aggregation_sql(thr, merge, window_rule)
         # Student-month level with the window applied; rows outside it, unmatched rows and
         # unreadable dates are carried only as counts. One pass, streaming from the files.
-        _run(
-            con,
-            f"""CREATE TEMP TABLE mo_all AS
-            WITH d AS ({day_level}),
-            dw AS (
-              SELECT d.*,
-                CASE d.gran WHEN 'weekly' THEN d.day - 6
-                            WHEN 'monthly' THEN CAST(date_trunc('month', d.day) AS DATE)
-                            ELSE d.day END AS lo,
-                CASE d.gran WHEN 'monthly' THEN last_day(d.day) ELSE d.day END AS hi,
-                {window_rule["w_lo"]} AS w_lo, {window_rule["w_hi"]} AS w_hi
-              FROM d {window_rule["join"]}),
-            f AS (
-              SELECT *, reason IS NULL AND day IS NOT NULL
-                        AND (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win
-              FROM dw)
-            SELECT student_id, product, reason, CAST(date_trunc('month', day) AS DATE) AS month,
-              bit_or(srcs) AS srcs,
-              sum(n_read) AS n_read, sum(n_kept) AS n_kept,
-              count(*) FILTER (in_win) AS n_in,
-              coalesce(sum(n_kept) FILTER (NOT in_win), 0) AS n_out,
-              coalesce(sum(sess) FILTER (in_win), 0) AS sessions,
-              sum(minutes) FILTER (in_win) AS minutes,
-              count(*) FILTER (in_win AND sess > 0 AND gran IN ('event', 'lesson', 'daily'))
-                AS active_days,
-              sum(lessons_completed) FILTER (in_win) AS lessons_completed,
-              sum(lessons_passed) FILTER (in_win) AS lessons_passed,
-              min(day) FILTER (in_win AND sess > 0) AS first_day,
-              max(day) FILTER (in_win AND sess > 0) AS last_day,
-              min(lo) AS lo, max(hi) AS hi, any_value(w_lo) AS w_lo, any_value(w_hi) AS w_hi
-            FROM f GROUP BY student_id, product, reason, month""",
-            files,
-        )
-        acct = _run(
-            con,
-            """SELECT coalesce(sum(n_read), 0), coalesce(sum(n_read - n_kept), 0),
-                 coalesce(sum(n_kept) FILTER (reason IS NULL AND month IS NULL), 0),
-                 coalesce(sum(n_out) FILTER (reason IS NULL AND month IS NOT NULL), 0)
-               FROM mo_all""",
-        ).fetchall()[0]
-        rows_read, rows_dedup, rows_bad_date, rows_outside = (int(x) for x in acct)
-        unmatched = {
-            str(r): int(n)
-            for r, n in _run(
-                con,
-                "SELECT reason, sum(n_kept) FROM mo_all WHERE reason IS NOT NULL "
-                "GROUP BY 1 ORDER BY 1",
-            ).fetchall()
-        }
-        product_sources = {
-            str(prod): [i for i in range(len(prepared)) if (int(mask) >> i) & 1]
-            for prod, mask in _run(
-                con,
-                "SELECT product, bit_or(srcs) FROM mo_all WHERE reason IS NULL GROUP BY 1",
-            ).fetchall()
-        }
-        products = _product_facts(prepared, product_sources)
-        units = {prod: f["unit"] for prod, f in products.items()}
-        _run(
-            con,
-            f"""CREATE TEMP TABLE mo AS
-            SELECT student_id, product, month, sessions, minutes, active_days, lessons_completed,
-              lessons_passed, sessions >= {thr} AS habitual, first_day, last_day
-            FROM mo_all WHERE reason IS NULL AND month IS NOT NULL AND n_in > 0""",
-        )
-        per = _arrow(
-            con,
-            f"""WITH a AS (SELECT * FROM mo_all WHERE reason IS NULL AND month IS NOT NULL),
-                k AS (SELECT student_id, product, any_value(w_lo) AS w_lo,
-                                  any_value(w_hi) AS w_hi FROM a GROUP BY ALL),
-                span AS (SELECT product, min(lo) AS p_lo, max(hi) AS p_hi FROM a GROUP BY ALL)
-            SELECT k.student_id, k.product,
-              coalesce(sum(m.sessions), 0) AS sessions, sum(m.minutes) AS minutes,
-              sum(m.active_days) AS active_days,
-              count(m.month) FILTER (m.sessions > 0) AS active_months,
-              count(m.month) FILTER (m.sessions >= {thr}) AS habitual_months,
-              min(m.first_day) AS first_use, max(m.last_day) AS last_use,
-              sum(m.lessons_completed) AS lessons_completed,
-              sum(m.lessons_passed) AS lessons_passed,
-              any_value(coalesce(k.w_hi, s.p_hi) - coalesce(k.w_lo, s.p_lo) + 1) AS window_days
-            FROM k JOIN span s USING (product)
-            LEFT JOIN mo m USING (student_id, product)
-            GROUP BY k.student_id, k.product""",
-        )
-        monthly = _arrow(
-            con,
-            "SELECT student_id, product, month, sessions, minutes, active_days, lessons_completed, "
-            "lessons_passed, habitual FROM mo ORDER BY product, student_id, month",
-        )
-        trend = _arrow(
-            con,
-            """SELECT product, month, count(*) FILTER (sessions > 0) AS students_active,
-                      count(*) FILTER (habitual) AS students_habitual, sum(minutes) AS minutes
-               FROM mo GROUP BY ALL ORDER BY product, month""",
-        )
+        _run(con, f"CREATE TEMP TABLE mo_all AS {sql['mo_all']}", files)
+        acct = _run(con, sql["accounting"]).fetchall()[0]
+        unmatched_rows = _run(con, sql["unmatched"]).fetchall()
+        source_masks = _run(con, sql["product_sources"]).fetchall()
+        _run(con, f"CREATE TEMP TABLE mo AS {sql['mo']}")
+        per = _arrow(con, sql["per"])
+        monthly = _arrow(con, sql["monthly"])
+        trend = _arrow(con, sql["trend"])
 
     # Results leave DuckDB as Arrow tables and become pandas frames only after the connection
     # (and its buffer pool) is closed, so the two never hold memory at the same time.
     per, monthly, trend = (_to_pandas(t) for t in (per, monthly, trend))
+    product_sources = {
+        str(prod): [i for i in range(len(prepared)) if (int(mask) >> i) & 1]
+        for prod, mask in source_masks
+    }
+    products = _product_facts(prepared, product_sources)
+    return finish_dosage(
+        per, monthly, trend, acct, unmatched_rows, products,
+        plan=plan, windows=windows, seats=seats, window_rule=window_rule, notes=notes,
+    )
+
+
+#: Name of the relation the shared aggregation reads: one row per source row or student-day with
+#: columns src, product, gran, unit, student_id, reason, day, n_read, n_kept, sess, minutes,
+#: lessons_completed, lessons_passed (see :func:`aggregation_sql`).
+ROWS_RELATION = "rce_rows"
+
+
+def aggregation_sql(thr: int, merge: bool, window_rule: dict[str, Any]) -> dict[str, str]:
+    """The dosage definition after the reader stage, as DuckDB SQL (one text for every engine).
+
+    Each value is a SELECT statement. ``mo_all`` reads :data:`ROWS_RELATION`; ``accounting``,
+    ``unmatched`` and ``product_sources`` read the materialised ``mo_all``; ``mo`` reads
+    ``mo_all``; ``per`` reads ``mo_all`` and ``mo``; ``monthly`` and ``trend`` read ``mo``.
+    DuckDB runs the texts as they are; :mod:`rce.dosage_spark` transpiles the same texts to
+    Spark SQL with sqlglot, so the session unit, the window, the habitual month and the
+    per-student sums are defined once.
+
+    Parameters
+    ----------
+    thr
+        ``plan.dosage.min_sessions_per_month``.
+    merge
+        Whether rows of one student-day can come from several exports or usage IDs (then the
+        student-day is re-aggregated).
+    window_rule
+        From the window stage: ``join`` (a join of alias ``d`` to the windows relation
+        ``rce_windows_in``), ``w_lo`` / ``w_hi`` (DATE expressions).
+    """
+    j = ROWS_RELATION
+    if merge:
+        day_level = f"""SELECT student_id, product, gran, day, reason,
+              bit_or(CAST(1 AS BIGINT) << src) AS srcs,
+              CASE WHEN any_value(unit) = 'student-day' THEN CAST(sum(sess) > 0 AS BIGINT)
+                   ELSE CAST(sum(sess) AS BIGINT) END AS sess,
+              sum(n_read) AS n_read, sum(n_kept) AS n_kept, sum(minutes) AS minutes,
+              sum(lessons_completed) AS lessons_completed,
+              sum(lessons_passed) AS lessons_passed
+            FROM {j} j GROUP BY student_id, product, gran, day, reason"""
+    else:
+        day_level = f"""SELECT student_id, product, gran, day, reason,
+              CAST(1 AS BIGINT) << src AS srcs,
+              CASE WHEN unit = 'student-day' THEN CAST(sess > 0 AS BIGINT)
+                   ELSE CAST(sess AS BIGINT) END AS sess,
+              n_read, n_kept, minutes, lessons_completed, lessons_passed FROM {j} j"""
+    mo_all = f"""WITH d AS ({day_level}),
+        dw AS (
+          SELECT d.*,
+            CASE d.gran WHEN 'weekly' THEN CAST(d.day - INTERVAL 6 DAY AS DATE)
+                        WHEN 'monthly' THEN CAST(date_trunc('month', d.day) AS DATE)
+                        ELSE d.day END AS lo,
+            CASE d.gran WHEN 'monthly' THEN last_day(d.day) ELSE d.day END AS hi,
+            {window_rule["w_lo"]} AS w_lo, {window_rule["w_hi"]} AS w_hi
+          FROM d {window_rule["join"]}),
+        f AS (
+          SELECT *, reason IS NULL AND day IS NOT NULL
+                    AND (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win
+          FROM dw)
+        SELECT student_id, product, reason, CAST(date_trunc('month', day) AS DATE) AS month,
+          bit_or(srcs) AS srcs,
+          sum(n_read) AS n_read, sum(n_kept) AS n_kept,
+          count(*) FILTER (WHERE in_win) AS n_in,
+          coalesce(sum(n_kept) FILTER (WHERE NOT in_win), 0) AS n_out,
+          coalesce(sum(sess) FILTER (WHERE in_win), 0) AS sessions,
+          sum(minutes) FILTER (WHERE in_win) AS minutes,
+          count(*) FILTER (WHERE in_win AND sess > 0 AND gran IN ('event', 'lesson', 'daily'))
+            AS active_days,
+          sum(lessons_completed) FILTER (WHERE in_win) AS lessons_completed,
+          sum(lessons_passed) FILTER (WHERE in_win) AS lessons_passed,
+          min(day) FILTER (WHERE in_win AND sess > 0) AS first_day,
+          max(day) FILTER (WHERE in_win AND sess > 0) AS last_day,
+          min(lo) AS lo, max(hi) AS hi, any_value(w_lo) AS w_lo, any_value(w_hi) AS w_hi
+        FROM f GROUP BY student_id, product, reason, CAST(date_trunc('month', day) AS DATE)"""
+    return {
+        "mo_all": mo_all,
+        "accounting": """SELECT coalesce(sum(n_read), 0) AS n_read,
+             coalesce(sum(n_read - n_kept), 0) AS n_dedup,
+             coalesce(sum(n_kept) FILTER (WHERE reason IS NULL AND month IS NULL), 0) AS n_bad,
+             coalesce(sum(n_out) FILTER (WHERE reason IS NULL AND month IS NOT NULL), 0) AS n_out
+           FROM mo_all""",
+        "unmatched": "SELECT reason, sum(n_kept) AS n FROM mo_all WHERE reason IS NOT NULL "
+        "GROUP BY reason ORDER BY reason",
+        "product_sources": "SELECT product, bit_or(srcs) AS srcs FROM mo_all "
+        "WHERE reason IS NULL GROUP BY product",
+        "mo": f"""SELECT student_id, product, month, sessions, minutes, active_days,
+          lessons_completed, lessons_passed, sessions >= {int(thr)} AS habitual, first_day,
+          last_day
+        FROM mo_all WHERE reason IS NULL AND month IS NOT NULL AND n_in > 0""",
+        "per": f"""WITH a AS (SELECT * FROM mo_all WHERE reason IS NULL AND month IS NOT NULL),
+            k AS (SELECT student_id, product, any_value(w_lo) AS w_lo,
+                              any_value(w_hi) AS w_hi FROM a GROUP BY student_id, product),
+            span AS (SELECT product, min(lo) AS p_lo, max(hi) AS p_hi FROM a GROUP BY product)
+        SELECT k.student_id, k.product,
+          coalesce(sum(m.sessions), 0) AS sessions, sum(m.minutes) AS minutes,
+          sum(m.active_days) AS active_days,
+          count(m.month) FILTER (WHERE m.sessions > 0) AS active_months,
+          count(m.month) FILTER (WHERE m.sessions >= {int(thr)}) AS habitual_months,
+          min(m.first_day) AS first_use, max(m.last_day) AS last_use,
+          sum(m.lessons_completed) AS lessons_completed,
+          sum(m.lessons_passed) AS lessons_passed,
+          any_value(date_diff('day', coalesce(k.w_lo, s.p_lo), coalesce(k.w_hi, s.p_hi)) + 1)
+            AS window_days
+        FROM k JOIN span s ON k.product = s.product
+        LEFT JOIN mo m ON k.student_id = m.student_id AND k.product = m.product
+        GROUP BY k.student_id, k.product""",
+        "monthly": "SELECT student_id, product, month, sessions, minutes, active_days, "
+        "lessons_completed, lessons_passed, habitual FROM mo ORDER BY product, student_id, month",
+        "trend": """SELECT product, month, count(*) FILTER (WHERE sessions > 0) AS students_active,
+                  count(*) FILTER (WHERE habitual) AS students_habitual,
+                  sum(minutes) AS minutes
+           FROM mo GROUP BY product, month ORDER BY product, month""",
+    }
+
+
+def finish_dosage(
+    per: pd.DataFrame,
+    monthly: pd.DataFrame,
+    trend: pd.DataFrame,
+    acct: Sequence[Any],
+    unmatched_rows: Sequence[Sequence[Any]],
+    products: dict[str, dict[str, Any]],
+    *,
+    plan: Plan,
+    windows: pd.DataFrame | None,
+    seats: dict[str, int] | None,
+    window_rule: dict[str, Any],
+    notes: list[str],
+) -> DosageResult:
+    """Build the :class:`DosageResult` from the collected aggregates (shared by every engine).
+
+    ``per``, ``monthly`` and ``trend`` are the results of the ``per``, ``monthly`` and ``trend``
+    statements of :func:`aggregation_sql`; ``acct`` the one row of ``accounting``;
+    ``unmatched_rows`` the rows of ``unmatched``; ``products`` the facts of
+    :func:`_product_facts`.
+    """
+    rows_read, rows_dedup, rows_bad_date, rows_outside = (int(x) for x in acct)
+    unmatched = {str(r): int(n) for r, n in unmatched_rows}
+    units = {prod: f["unit"] for prod, f in products.items()}
     per_student = finish_per_student(per, products, plan)
     monthly = _finish_monthly(monthly, products)
     trend = trend.assign(
