@@ -182,6 +182,12 @@ class EngineConfig:
     #: DuckDB memory limit; spills to a private temporary directory beyond it.
     memory_limit: str = "1GB"
     threads: int = 0
+    #: Spark master URL for ``name = "spark"`` ("" = the active session, else ``local[*]``).
+    spark_master: str = ""
+    #: Extra Spark settings (``spark.executor.memory`` = "8g", ...), applied to a new session.
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    #: Spark table (or Parquet path) of canonical student-day rows to read instead of the files.
+    usage_table: str = ""
 
 
 @dataclass(frozen=True)
