@@ -85,10 +85,19 @@ def build_district(data: Path, *, students: int, rows: int, seed: int) -> Path:
     return district
 
 
-def time_analyze(study: Path, out: Path) -> tuple[float, float | None, int]:
-    """Wall seconds, peak RSS (MiB) and exit code of one fresh ``rce analyze`` process."""
+def time_analyze(study: Path, out: Path, *, rce_path: Path | None = None,
+                 extra_env: dict[str, str] | None = None) -> tuple[float, float | None, int]:
+    """Wall seconds, peak RSS (MiB) and exit code of one fresh ``rce analyze`` process.
+
+    ``rce_path`` runs another copy of the package (a folder holding ``rce/``, e.g. an older
+    commit extracted with ``git archive <commit> rce | tar -x -C DIR``) for before/after figures
+    under the same machine load; ``extra_env`` adds environment variables to the child.
+    """
     cmd = [sys.executable, "-m", "rce", "analyze", str(study), "--out", str(out)]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="0")
+    env = dict(os.environ, **(extra_env or {}))
+    if rce_path is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(rce_path), *filter(None, [os.environ.get("PYTHONPATH")])])
     timer = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
     if timer:
         cmd = [timer, "-v", *cmd]
@@ -129,7 +138,15 @@ def main() -> None:
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--stages", action="store_true")
     parser.add_argument("--data", type=Path, default=HERE / "data" / "analyze")
+    parser.add_argument("--rce-path", type=Path, action="append", default=[],
+                        help="also time the package found in this folder (repeatable); runs "
+                        "alternate with the working tree's")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment for the timed processes, e.g. OPENBLAS_NUM_THREADS=1")
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    variants: list[tuple[str, Path | None]] = [("working tree", None)]
+    variants += [(str(p), p.resolve()) for p in args.rce_path]
 
     studies: list[tuple[str, Path]] = []
     if not args.skip_example:
@@ -141,12 +158,17 @@ def main() -> None:
 
     out_root = Path(tempfile.mkdtemp(prefix="rce-bench-analyze-"))
     try:
+        if extra_env:
+            print("environment: " + " ".join(f"{k}={v}" for k, v in extra_env.items()))
         for label, study in studies:
             for i in range(args.repeat):
-                wall, peak, rc = time_analyze(study, out_root / f"run{i}")
-                peak_text = f"{peak:,.0f} MiB" if peak is not None else "n/a"
-                print(f"{label:<44} run {i + 1}: {wall:6.2f} s  peak RSS {peak_text}  "
-                      f"exit {rc}", flush=True)
+                for name, path in variants:
+                    wall, peak, rc = time_analyze(study, out_root / f"run{i}", rce_path=path,
+                                                  extra_env=extra_env)
+                    peak_text = f"{peak:,.0f} MiB" if peak is not None else "n/a"
+                    tag = f" [{name}]" if len(variants) > 1 else ""
+                    print(f"{label:<44} run {i + 1}{tag}: {wall:6.2f} s  peak RSS {peak_text}  "
+                          f"exit {rc}", flush=True)
         if args.stages and not args.skip_large:
             print("stages of one in-process run on the large district:")
             for text, sec in stage_times(studies[-1][1], out_root / "stages"):
