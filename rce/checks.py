@@ -196,6 +196,22 @@ def check_duplicates(ctx: FileContext) -> None:
                     "which applies (mid-year transfers)." if dated else
                     "Give Enter Date / Leave Date columns, or keep one row per student.",
                     column=col, mask=again)
+    date_col, score_col = _col(ctx, "test_date"), _col(ctx, "scale_score")
+    if ctx.layout.kind == "assessment" and col and date_col and score_col:
+        # Two different scores for one student on one test date: the export merged two
+        # attempts or two students; which one rce keeps would be arbitrary.
+        keys = [c for c in (col, _col(ctx, "subject"), date_col) if c]
+        frame = ctx.frame[keys + [score_col]].assign(
+            **{col: nz.normalize_student_id(ctx.frame[col])})
+        frame = frame[frame[col].notna() & frame[score_col].notna()]
+        n_scores = frame.groupby(keys, dropna=False, sort=False)[score_col].transform("nunique")
+        conflict = (n_scores > 1).reindex(ctx.frame.index, fill_value=False)
+        if conflict.any():
+            ctx.add("warning", "CONFLICTING_SCORES",
+                    f"one student has different scores on the same test date in "
+                    f"{_rows_word(int(conflict.sum()))}",
+                    hint="Keep one attempt per student and test date (the export may merge "
+                    "retakes or two students under one ID).", column=score_col, mask=conflict)
 
 
 def _numeric_check(ctx: FileContext, canon: str, label: str) -> pd.Series | None:

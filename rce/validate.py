@@ -210,6 +210,7 @@ CHECK_OF_CODE = {
     "NO_ROWS": "rows", "LAYOUT_UNKNOWN": "layout", "LAYOUT_MISMATCH": "layout",
     "ID_BLANK": "ids", "ID_SCIENTIFIC": "ids", "ID_LEADING_ZEROS": "ids", "ID_EMAIL": "ids",
     "ID_PATTERN": "ids", "DUPLICATE_ROWS": "duplicates", "DUPLICATE_STUDENTS": "duplicates",
+    "CONFLICTING_SCORES": "duplicates",
     "NOT_NUMERIC": "scores", "SCORE_RANGE": "scores", "SCORE_SENTINEL": "scores",
     "PERCENTILE_RANGE": "scores", "MINUTES_NEGATIVE": "minutes",
     "MINUTES_IMPLAUSIBLE": "minutes", "MINUTES_OUTLIER": "minutes",

@@ -16,6 +16,7 @@ import csv
 import gzip
 import io
 import re
+import warnings
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -297,6 +298,13 @@ def _decode_all(path: Path, fmt: str) -> bytes:
 
 
 def _text_frame(path: Path, data: bytes, fmt: str, nrows: int | None) -> RawTable:
+    if fmt == "csv.gz" and b"\x00" in data[:8192]:
+        # detect_format saw only the compressed bytes; the content must be text too.
+        raise InputFileError(
+            "this gzip file holds binary data, not a text export",
+            where=str(path),
+            hint="Export the data as CSV (or XLSX / Parquet) and compress that.",
+        )
     encoding = sniff_encoding(data)
     text_head = data[:SNIFF_BYTES].decode(encoding, errors="replace")
     if text_head.strip() == "":
@@ -309,6 +317,7 @@ def _text_frame(path: Path, data: bytes, fmt: str, nrows: int | None) -> RawTabl
     delimiter = sniff_delimiter(header_line)
     header = _parse_header(header_line, delimiter)
     _check_header(path, header, delimiter)
+    _check_first_record(path, text_head.lstrip("\ufeff")[len(header_line):], header, delimiter)
     if nrows is None:
         fast = _arrow_frame(data, encoding, delimiter, header_line)
         if fast is not None:
@@ -316,18 +325,25 @@ def _text_frame(path: Path, data: bytes, fmt: str, nrows: int | None) -> RawTabl
             fast.columns = [str(c).strip() for c in fast.columns]
             return RawTable(fast, path, encoding, delimiter, fmt)
     try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            sep=delimiter,
-            dtype="str",
-            encoding=encoding,
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=True,
-            engine="c",
-            nrows=nrows,
-            on_bad_lines="error",
-        )
+        with warnings.catch_warnings():
+            # index_col=False: without it pandas turns the first cells of rows longer than the
+            # header into row labels, silently shifting every value one column to the right.
+            # Its warning fires only when those extra cells are empty (the longer-row case with
+            # content was refused by _check_first_record), so nothing is lost.
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                io.BytesIO(data),
+                sep=delimiter,
+                dtype="str",
+                encoding=encoding,
+                keep_default_na=False,
+                na_values=[""],
+                skip_blank_lines=True,
+                engine="c",
+                nrows=nrows,
+                on_bad_lines="error",
+                index_col=False,
+            )
     except pd.errors.ParserError as exc:
         m = _RAGGED.search(str(exc))
         if m:
@@ -351,6 +367,37 @@ def _text_frame(path: Path, data: bytes, fmt: str, nrows: int | None) -> RawTabl
     frame = _drop_unnamed_trailing(frame, header)
     frame.columns = [str(c).strip() for c in frame.columns]
     return RawTable(frame, path, encoding, delimiter, fmt)
+
+
+def _check_first_record(path: Path, rest: str, header: list[str], delimiter: str) -> None:
+    """Refuse a first data record with more filled cells than the header has columns.
+
+    pandas would read such a file with the extra leading cells as row labels (shifting every
+    column) and, with many extra cells, takes minutes and gigabytes doing so. ``rest`` is the
+    sniffed text after the header record; a record cut at the end of it is a lower bound.
+    """
+    row_number = 2
+    reader = csv.reader(io.StringIO(rest.lstrip("\r\n")), delimiter=delimiter)
+    try:
+        for row in reader:
+            if any(c.strip() for c in row):
+                break
+            row_number += 1
+        else:
+            return
+    except csv.Error:
+        return
+    if len(row) > len(header) and any(c.strip() for c in row[len(header):]):
+        title = len(header) == 1
+        raise InputFileError(
+            f"row {row_number} has {'at least ' if len(rest) >= SNIFF_BYTES - 1024 else ''}"
+            f"{len(row)} fields but the header has {len(header)}",
+            where=f"{path}, row {row_number}",
+            hint="The first row looks like a title above the column names; delete it so "
+            "that the header is row 1." if title else "A value probably contains the delimiter "
+            f"({_DELIM_NAMES.get(delimiter, delimiter)}) without quotes, or the header row is "
+            "missing columns; quote the values or export the file again.",
+        )
 
 
 def _arrow_frame(data: bytes, encoding: str, delimiter: str, header_line: str
