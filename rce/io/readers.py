@@ -109,6 +109,13 @@ def _check_path(path: Path) -> None:
             where=str(path),
             hint="Give the export file itself (for several files, list each one or use a glob).",
         )
+    if not path.is_file():
+        # A named pipe would block the read forever; a device has no export in it.
+        raise InputFileError(
+            "this is not a regular file (a named pipe, device or socket)",
+            where=str(path),
+            hint="Save the export to an ordinary file and give that file.",
+        )
 
 
 def _read_head(path: Path, n: int = SNIFF_BYTES) -> bytes:
@@ -553,7 +560,17 @@ def read_table(path: Path | str, *, nrows: int | None = None) -> RawTable:
                 where=str(path),
                 hint="Export the report again.",
             )
-        table = _text_frame(path, data, fmt, nrows)
+        try:
+            table = _text_frame(path, data, fmt, nrows)
+        except UnicodeDecodeError as exc:
+            # The sniffed start of the file was valid in one encoding (e.g. a UTF-8 byte-order
+            # mark) but a later byte is not: the file mixes encodings.
+            raise InputFileError(
+                f"the file mixes text encodings: byte {exc.start + 1} is not valid "
+                f"{exc.encoding.upper()}",
+                where=str(path),
+                hint='Open the file in a spreadsheet and save it again as "CSV UTF-8".',
+            ) from None
     _strip_cells(table)
     return table
 
