@@ -799,48 +799,8 @@ def compute_dosage(
     thr = int(dcfg.min_sessions_per_month)
     notes: list[str] = []
     with connect(plan) as con:
-        prepared = [_prepare(con, s, plan) for s in sources]
-        if len(prepared) > 63:
-            # each export is one bit of a signed 64-bit mask (the type every engine shares)
-            raise LayoutError(
-                f"{len(prepared)} usage exports were given; at most 63 fit one dosage run",
-                where="inputs.usage",
-                hint="Stitch the exports of one product into one file pattern (a glob).",
-            )
-        files = [f for p in prepared for f in p.files]
-        union = " UNION ALL ".join(f"({_source_sql(p, plan, i)})" for i, p in enumerate(prepared))
-        if id_map is not None:
-            clean = _clean_id_map(id_map)
-            con.register("rce_idmap_in", clean)
-            reason = (
-                "coalesce(m.reason, 'not_in_id_map')"
-                if "reason" in clean.columns
-                else "'not_in_id_map'"
-            )
-            id_join = "LEFT JOIN rce_idmap_in m ON s.rid = m.raw_id"
-            sid = "m.student_id"
-            reason_expr = (
-                "CASE WHEN s.rid IS NULL THEN 'blank_id' "
-                f"WHEN m.student_id IS NULL THEN {reason} END"
-            )
-            many_to_one = bool(clean["student_id"].dropna().duplicated().any())
-        else:
-            id_join, sid, many_to_one = "", "s.rid", False
-            reason_expr = "CASE WHEN s.rid IS NULL THEN 'blank_id' END"
-        names = [p.src.product for p in prepared]
-        # Rows of one student-day meet again only when several exports feed one product or
-        # several usage IDs map to one student; only then is the student-day re-aggregated.
-        merge = many_to_one or (
-            len(prepared) > 1
-            and (len(set(names)) < len(names) or any("product" in p.cols for p in prepared))
-        )
+        prepared, files, merge = reader_stage(con, sources, plan, id_map)
         window_rule = _window_sql(con, plan, windows, notes)
-        j = f"""SELECT s.src, s.product, s.gran, s.unit, {sid} AS student_id,
-                  {reason_expr} AS reason,
-                  s.day, s.n_read, s.n_kept, s.sess, s.minutes, s.lessons_completed,
-                  s.lessons_passed
-                FROM ({union}) s {id_join}"""
-        _run(con, f"CREATE TEMP VIEW {ROWS_RELATION} AS {j}")
         sql = aggregation_sql(thr, merge, window_rule)
         # Student-month level with the window applied; rows outside it, unmatched rows and
         # unreadable dates are carried only as counts. One pass, streaming from the files.
@@ -862,9 +822,76 @@ def compute_dosage(
     }
     products = _product_facts(prepared, product_sources)
     return finish_dosage(
-        per, monthly, trend, acct, unmatched_rows, products,
-        plan=plan, windows=windows, seats=seats, window_rule=window_rule, notes=notes,
+        per,
+        monthly,
+        trend,
+        acct,
+        unmatched_rows,
+        products,
+        plan=plan,
+        windows=windows,
+        seats=seats,
+        window_rule=window_rule,
+        notes=notes,
     )
+
+
+def reader_stage(
+    con: duckdb.DuckDBPyConnection,
+    sources: Sequence[UsageSource],
+    plan: Plan,
+    id_map: pd.DataFrame | None,
+) -> tuple[list[_Prepared], list[str], bool]:
+    """Create the view :data:`ROWS_RELATION` (student-day rows of every export, IDs mapped).
+
+    The DuckDB-specific part of the step: each export is parsed by DuckDB's own reader
+    (formats, time zones, ID normalisation, duplicates) and reduced to student-days.
+
+    Returns
+    -------
+    (prepared sources, their files, whether student-days must be re-aggregated)
+    """
+    prepared = [_prepare(con, s, plan) for s in sources]
+    if len(prepared) > 63:
+        # each export is one bit of a signed 64-bit mask (the type every engine shares)
+        raise LayoutError(
+            f"{len(prepared)} usage exports were given; at most 63 fit one dosage run",
+            where="inputs.usage",
+            hint="Stitch the exports of one product into one file pattern (a glob).",
+        )
+    files = [f for p in prepared for f in p.files]
+    union = " UNION ALL ".join(f"({_source_sql(p, plan, i)})" for i, p in enumerate(prepared))
+    if id_map is not None:
+        clean = _clean_id_map(id_map)
+        con.register("rce_idmap_in", clean)
+        reason = (
+            "coalesce(m.reason, 'not_in_id_map')"
+            if "reason" in clean.columns
+            else "'not_in_id_map'"
+        )
+        id_join = "LEFT JOIN rce_idmap_in m ON s.rid = m.raw_id"
+        sid = "m.student_id"
+        reason_expr = (
+            f"CASE WHEN s.rid IS NULL THEN 'blank_id' WHEN m.student_id IS NULL THEN {reason} END"
+        )
+        many_to_one = bool(clean["student_id"].dropna().duplicated().any())
+    else:
+        id_join, sid, many_to_one = "", "s.rid", False
+        reason_expr = "CASE WHEN s.rid IS NULL THEN 'blank_id' END"
+    names = [p.src.product for p in prepared]
+    # Rows of one student-day meet again only when several exports feed one product or
+    # several usage IDs map to one student; only then is the student-day re-aggregated.
+    merge = many_to_one or (
+        len(prepared) > 1
+        and (len(set(names)) < len(names) or any("product" in p.cols for p in prepared))
+    )
+    j = f"""SELECT s.src, s.product, s.gran, s.unit, {sid} AS student_id,
+              {reason_expr} AS reason,
+              s.day, s.n_read, s.n_kept, s.sess, s.minutes, s.lessons_completed,
+              s.lessons_passed
+            FROM ({union}) s {id_join}"""
+    _run(con, f"CREATE TEMP VIEW {ROWS_RELATION} AS {j}")
+    return prepared, files, merge
 
 
 #: Name of the relation the shared aggregation reads: one row per source row or student-day with
@@ -1000,6 +1027,8 @@ def finish_dosage(
     ``unmatched_rows`` the rows of ``unmatched``; ``products`` the facts of
     :func:`_product_facts`.
     """
+    # Engines return groups in any order; the clusters' seeded start depends on the order.
+    per = per.sort_values(["product", "student_id"], kind="stable").reset_index(drop=True)
     rows_read, rows_dedup, rows_bad_date, rows_outside = (int(x) for x in acct)
     unmatched = {str(r): int(n) for r, n in unmatched_rows}
     units = {prod: f["unit"] for prod, f in products.items()}
