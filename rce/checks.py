@@ -201,7 +201,7 @@ def check_duplicates(ctx: FileContext) -> None:
         # Two different scores for one student on one test date: the export merged two
         # attempts or two students; which one rce keeps would be arbitrary.
         keys = [c for c in (col, _col(ctx, "subject"), date_col) if c]
-        frame = ctx.frame[keys + [score_col]].assign(
+        frame = ctx.frame[[*keys, score_col]].assign(
             **{col: nz.normalize_student_id(ctx.frame[col])})
         frame = frame[frame[col].notna() & frame[score_col].notna()]
         n_scores = frame.groupby(keys, dropna=False, sort=False)[score_col].transform("nunique")

@@ -129,7 +129,9 @@ def scores_text(school: str = "Oak Elementary") -> str:
 
 
 #: Input-derived text that would run as script, formula or Markdown if it reached an output raw.
-HOSTILE_SCHOOL = '<script>alert("school")</script> =cmd|\' /C calc\'!A0 | **bold** [x](javascript:y)'
+HOSTILE_SCHOOL = (
+    '<script>alert("school")</script> =cmd|\' /C calc\'!A0 | **bold** [x](javascript:y)'
+)
 HOSTILE_PRODUCT = "=HYPERLINK(evil) <img src=x onerror=alert(1)> | *p* @SUM(1)"
 
 
@@ -152,6 +154,7 @@ def make_hostile_study(example: Path, dest: Path) -> Path:
         path.write_bytes(("\ufeff" if bom else "").encode() + buf.getvalue().encode("utf-8"))
     for name in ("rce.toml", "products.toml"):
         p = dest / name
-        p.write_text(p.read_text(encoding="utf-8").replace("i-Ready Personalized Instruction ELA", HOSTILE_PRODUCT),
+        text = p.read_text(encoding="utf-8")
+        p.write_text(text.replace("i-Ready Personalized Instruction ELA", HOSTILE_PRODUCT),
                      encoding="utf-8")
     return dest

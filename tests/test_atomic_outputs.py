@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_DIR
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -137,7 +136,7 @@ def test_sigint_during_analyze_keeps_previous_report(study, tmp_path):
     assert proc.stdout.readline().strip() == "ready"
     time.sleep(3.0)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     assert _hashes(out) == old

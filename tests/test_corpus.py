@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from corpus_support import (
     CORPUS,
     ROSTER_HEADER,
@@ -27,11 +26,11 @@ from corpus_support import (
     find_pii,
     roster_rows,
     roster_text,
-    scores_text,
     to_csv,
     usage_rows,
     usage_text,
 )
+
 from rce.cli import app
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -88,7 +87,7 @@ def _long_line_no_newline() -> bytes:
 
 def _long_header_cell() -> str:
     return "Student ID\tSession Start\tMinutes\t" + "N" * 500_000 + "\n" + "\n".join(
-        "\t".join(r + [""]) for r in usage_rows()) + "\n"
+        "\t".join([*r, ""]) for r in usage_rows()) + "\n"
 
 
 def _many_blank_lines() -> str:

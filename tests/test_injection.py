@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_DIR
 from corpus_support import HOSTILE_PRODUCT, HOSTILE_SCHOOL, make_hostile_study
+
 from rce.cli import app
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from corpus_support import (
     CORPUS,
     IDS,
@@ -25,6 +24,7 @@ from corpus_support import (
     usage_rows,
     usage_text,
 )
+
 from rce.cli import app
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -78,7 +78,7 @@ def planted(tmp_path) -> dict[str, Path]:
 
 def test_scan_finds_planted_text():
     """The scanner itself works: it finds every planted form and ignores row numbers."""
-    sid, last, first = STUDENTS[0]
+    sid, last, _ = STUDENTS[0]
     assert find_pii(f"row {sid}") == [sid]
     assert find_pii(f"id {sid.lstrip('0')}.") == [sid.lstrip("0")]
     assert find_pii(last.upper()) == [last]
@@ -220,7 +220,7 @@ def test_randomize_prints_no_student(planted, tmp_path):
 
 def test_trend_error_path(tmp_path):
     bogus = tmp_path / "results.json"
-    bogus.write_text('{"students": ["%s"]}' % IDS[0], encoding="utf-8")
+    bogus.write_text(f'{{"students": ["{IDS[0]}"]}}', encoding="utf-8")
     result = _invoke("trend", bogus, "--out", tmp_path / "trend")
     assert result.exit_code == 2
     _scan_result(result)
