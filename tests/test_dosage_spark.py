@@ -156,12 +156,12 @@ def test_example_district_is_identical_on_spark_and_duckdb(spark, tmp_path):
     reference = compute_dosage(sources, plan=plan, windows=w, id_map=id_map)
     path = tmp_path / "rows.parquet"
     facts = ds.export_rows(sources, path, plan=plan, id_map=id_map)
-    # facts read back from the rows agree with those of the exports here
     got = _on_spark(str(path), spark, plan=plan, windows=w)
     _same(reference, got)
     assert len(got.per_student) > 100 and got.rows_unmatched  # a real, non-trivial comparison
-    _same(reference, _on_spark(str(path), spark, plan=plan, windows=w, products=facts))
+    # the facts read back from the rows agree with those of the exports here
     _same(reference, ds.dosage_from_rows(path, plan=plan, windows=w, engine="duckdb"))
+    _same(reference, ds.dosage_from_rows(path, plan=plan, windows=w, products=facts))
 
 
 _day = st.dates(min_value=dt.date(2023, 12, 20), max_value=dt.date(2024, 7, 10))
@@ -179,12 +179,12 @@ _row = st.fixed_dictionaries(
 
 @needs_spark
 @settings(
-    max_examples=6,
+    max_examples=4,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    rows=st.lists(_row, min_size=1, max_size=60),
+    rows=st.lists(_row, min_size=1, max_size=40),
     window=st.sampled_from(["all", "dates", "baseline-to-outcome"]),
     thr=st.integers(1, 4),
 )
