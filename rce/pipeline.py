@@ -465,6 +465,7 @@ def _usage_section(
         t = t.rename(columns={dim: "group"}).assign(dimension=dim)
         group_tables.append(t)
         for r in t.to_dict(orient="records"):
+            r = _hide_small_counts(r, min_n)
             by_group_rows.append(
                 {
                     "dimension": dim,
@@ -499,6 +500,17 @@ def _usage_section(
         "by_group": by_group_rows,
     }
     return section, tables
+
+
+def _hide_small_counts(row: dict[str, Any], min_n: int) -> dict[str, Any]:
+    """Hide a count of users (and its share) below the minimum inside a published group."""
+    row = dict(row)
+    for count, share in (("active", "share_active"), ("habitual", "share_habitual")):
+        value = row.get(count)
+        if value is not None and not pd.isna(value) and 0 < int(value) < min_n:
+            row[count] = None
+            row[share] = None
+    return row
 
 
 def _group_columns(plan: Plan) -> list[str]:

@@ -218,3 +218,18 @@ def test_rollout_stages_show_the_planted_pilot_difference(results, truth):
     assert pilot["mean_habitual_months_users"] > 2 * expansion["mean_habitual_months_users"]
     codes = [w["code"] for w in results["warnings"]]
     assert "SPREAD_WITHOUT_DEPTH" in codes
+
+
+def test_a_small_district_runs_with_small_counts_hidden(tmp_path):
+    from typer.testing import CliRunner
+
+    from rce.sample import generate_sample
+
+    generate_sample(tmp_path / "small", students=400, seed=3)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["analyze", str(tmp_path / "small"), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    for row in payload["usage"]["by_group"]:
+        for key in ("n", "users", "habitual_users"):
+            assert row[key] is None or row[key] == 0 or row[key] >= 10
