@@ -479,6 +479,11 @@ def run_file_checks(table: RawTable, layout: Layout, plan: Plan) -> FileContext:
     return ctx
 
 
+#: Below this share of matched rows a file almost certainly comes from another district or uses
+#: another ID (state ID vs SIS number): an error whatever the plan's minimum.
+MATCH_RATE_ERROR_BELOW = 0.5
+
+
 def match_rate_finding(file: str, column: str, raw_ids: pd.Series, roster: pd.DataFrame,
                        plan: Plan, strict: bool) -> Finding:
     """ID_MATCH_RATE: share of a file's rows whose ID resolves to the roster."""
@@ -497,6 +502,8 @@ def match_rate_finding(file: str, column: str, raw_ids: pd.Series, roster: pd.Da
     severity = "info"
     if low:
         severity = "error" if (strict or plan.join.enforce_min_match_rate) else "warning"
+    if n and rate < MATCH_RATE_ERROR_BELOW:
+        severity = "error"
     unmatched = ~matched
     idx = np.flatnonzero(unmatched.to_numpy(dtype=bool))
     return Finding(severity, "ID_MATCH_RATE", file, msg,

@@ -175,13 +175,14 @@ def test_junit_parses_and_counts(tmp_path):
     assert int(root.get("tests")) == total == len(root.findall(".//testcase"))
     diag = next(s for s in suites if s.get("name").endswith("diag.csv"))
     failed = [c.get("name") for c in diag.findall("testcase") if c.find("failure") is not None]
-    assert failed == ["scores"]
-    assert int(diag.get("failures")) == 1
+    # The one score row's ID is not in the roster: below 50% matched is always an error.
+    assert failed == ["scores", "roster_match"]
+    assert int(diag.get("failures")) == 2
     names = [c.get("name") for c in diag.findall("testcase")]
     assert len(names) == len(set(names))  # one test case per check per file
     nwea = next(s for s in suites if s.get("name").endswith("nwea_map.csv"))
     assert [c.get("name") for c in nwea.findall("testcase")] == ["layout"]
-    assert int(root.get("failures")) == 2
+    assert int(root.get("failures")) == 3
 
 
 def test_text_rendering():
@@ -254,3 +255,18 @@ def test_xlsx_and_parquet_files(tmp_path):
                                                          ("session_log", "parquet")]
     m = next(f for f in rep.findings if f.code == "ID_MATCH_RATE")
     assert m.count == 1 and m.rows == (4,)
+
+
+def test_near_zero_match_rate_is_an_error_even_without_strict(tmp_path):
+    import pandas as pd
+
+    from rce.checks import match_rate_finding
+    from rce.config import Plan
+
+    roster = pd.DataFrame({"student_id": [str(i) for i in range(100, 200)]})
+    other_district = pd.Series([str(i) for i in range(5000, 5100)])
+    finding = match_rate_finding("usage.csv", "sis_id", other_district, roster, Plan(), False)
+    assert finding.severity == "error"
+    assert "0.0% of 100 rows" in finding.message
+    half = pd.Series([str(i) for i in range(150, 250)])
+    assert match_rate_finding("u.csv", "sis_id", half, roster, Plan(), False).severity == "warning"
