@@ -6,7 +6,14 @@ duckdb) are imported inside commands so that ``rce --help`` and shell completion
 
 from __future__ import annotations
 
+import os
 import sys
+
+# One BLAS thread: on small machines shared with other work, multi-threaded BLAS is slower, and a
+# fixed thread count makes floating-point sums -- and so results.json -- the same on every machine.
+# Set before numpy is first imported (commands import it lazily).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 
+# The same single-threaded BLAS as the CLI (rce/cli.py), so in-process runs give the same bytes.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 os.environ.setdefault("TERMINAL_WIDTH", "120")
 os.environ.setdefault("_TYPER_FORCE_DISABLE_TERMINAL", "1")
 os.environ.pop("GITHUB_ACTIONS", None)
