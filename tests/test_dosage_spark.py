@@ -138,6 +138,7 @@ def test_plan_selects_spark_with_master_conf_and_table():
 
 
 @needs_spark
+@pytest.mark.slow  # about 40-70 s on 2 shared cores: a cold JVM compiles every query plan
 @pytest.mark.skipif(not (EXAMPLE / "rce.toml").is_file(), reason="sample district not generated")
 def test_example_district_is_identical_on_spark_and_duckdb(spark, tmp_path):
     from rce import io as rio
