@@ -502,7 +502,9 @@ def _value_exprs(p: _Prepared) -> dict[str, str]:
     out = {}
     for canon in ("minutes", "sessions"):
         if canon in cols:
-            out[canon] = q.number_expr(q.ident(cols[canon]), types[cols[canon]])
+            value = q.number_expr(q.ident(cols[canon]), types[cols[canon]])
+            # A negative duration or count is an export error (validate flags it): not use.
+            out[canon] = f"CASE WHEN ({value}) < 0 THEN NULL ELSE ({value}) END"
         else:
             out[canon] = "CAST(NULL AS DOUBLE)"
     for canon in ("lessons_completed", "lessons_passed"):

@@ -264,9 +264,6 @@ def test_bom_then_invalid_utf8_is_an_input_error():
         p.unlink()
 
 
-@pytest.mark.xfail(strict=True, reason="rce/dosage.py sums negative minutes into a student's "
-                   "total (validate flags MINUTES_NEGATIVE as an error, dosage does not drop "
-                   "them); reported to the dosage owner")
 def test_negative_minutes_never_make_negative_dosage():
     from rce.config import Plan
     from rce.dosage import compute_dosage
