@@ -135,7 +135,6 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     from rce import dosage as dosage_mod
     from rce import io as rio
     from rce.evidence import EvidenceContext, assess_evidence, suspect_warnings
-    from rce.io.normalize import resolve_ids
     from rce.prepare import build_analysis_frame
     from rce.report.narrative import executive_summary
     from rce.report.results import assemble_results, results_to_json
@@ -149,17 +148,8 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     analysis = build_analysis_frame(roster, scores, plan)
 
     _stage(progress, "Computing dosage from the usage files")
-    if not plan.inputs.usage:
-        raise RceError(
-            "no usage files given",
-            where=str(plan.source) if plan.source else "command line",
-            hint="List them under [inputs] usage in rce.toml, or pass --usage FILE.",
-        )
-    sources = rio.usage_sources(plan)
-    raw_ids = dosage_mod.distinct_usage_ids(sources, plan)
-    id_map = resolve_ids(raw_ids, roster.frame)
     windows = analysis.frame[["student_id", "baseline_date", "outcome_date"]]
-    dose = dosage_mod.compute_dosage(sources, plan=plan, windows=windows, id_map=id_map)
+    sources, dose = _compute_dosage(plan, roster, windows)
     product = _treatment_product(plan, dose)
     frame = dosage_mod.attach_dosage(analysis.frame, dose, product)
 
@@ -184,9 +174,15 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     covariates = _dose_covariates(frame, plan, notes)
     dose_results = []
     for m in measures:
-        dr = fit_dose_response(
-            frame, plan=plan, outcome=MEASURE_COLUMNS[m][1], covariates=covariates
-        )
+        try:
+            dr = fit_dose_response(
+                frame, plan=plan, outcome=MEASURE_COLUMNS[m][1], covariates=covariates
+            )
+        except DataError as exc:
+            warnings.append(
+                {"code": "DOSE_RESPONSE_NOT_ESTIMABLE", "message": f"{m}: {exc.message}."}
+            )
+            continue
         dose_results.append(dr)
     sens_frames = {
         f"{t} sessions/month": dosage_mod.attach_dosage(
@@ -201,8 +197,14 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
             )
         )
         sens_frames["vendor fidelity rule"] = fid
-    sens = sensitivity(
-        sens_frames, plan=plan, outcome=MEASURE_COLUMNS[primary][1], covariates=covariates
+    varied = {k: f for k, f in sens_frames.items() if f["habitual_months"].nunique() > 1}
+    for label in sorted(set(sens_frames) - set(varied)):
+        notes.append(f"Sensitivity ({label}): every student has the same number of habitual "
+                     "months, so no slope can be estimated.")
+    sens = (
+        sensitivity(varied, plan=plan, outcome=MEASURE_COLUMNS[primary][1], covariates=covariates)
+        if varied
+        else None
     )
 
     _stage(progress, "Impact of product use")
@@ -297,7 +299,7 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
         warnings=warnings,
         definitions=_definitions(plan, dose, product),
         extra={
-            "sensitivity": sens.to_dict(),
+            "sensitivity": sens.to_dict() if sens is not None else None,
             "interactions": {m: g.to_dict().get("interactions", []) for m, g in gap_results.items()},
             "notes": notes,
             "rollout": rollout.to_dict() if rollout is not None else None,
@@ -306,11 +308,14 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     results_json = results_to_json(results)
     tables = {
         "dose_response_bins": _bins_table(dose_results),
-        "dose_response_models": pd.concat([d.to_frame() for d in dose_results], ignore_index=True),
-        "sensitivity": sens.to_frame(),
+        "dose_response_models": pd.concat([d.to_frame() for d in dose_results], ignore_index=True)
+        if dose_results
+        else pd.DataFrame(),
         "gaps": pd.DataFrame(gap_rows),
         **usage_tables,
     }
+    if sens is not None:
+        tables["sensitivity"] = sens.to_frame()
     if impact.design != "none":
         tables["impact"] = impact.to_frame()
     if rollout is not None:
@@ -330,6 +335,40 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
         per_student=frame,
         notes=tuple(notes),
     )
+
+
+def _compute_dosage(plan: Plan, roster: Any, windows: pd.DataFrame) -> tuple[list[Any], Any]:
+    """Usage -> dosage on the plan's engine (one definition: rce.dosage.aggregation_sql)."""
+    from rce import dosage as dosage_mod
+    from rce import io as rio
+    from rce.io.normalize import resolve_ids
+
+    if plan.engine.name == "spark" and plan.engine.usage_table:
+        # The rows already live in the warehouse as canonical student-day rows.
+        from rce.dosage_spark import dosage_from_rows
+
+        return [], dosage_from_rows(None, plan=plan, windows=windows)
+    if not plan.inputs.usage:
+        raise RceError(
+            "no usage files given",
+            where=str(plan.source) if plan.source else "command line",
+            hint="List them under [inputs] usage in rce.toml, or pass --usage FILE.",
+        )
+    sources = rio.usage_sources(plan)
+    raw_ids = dosage_mod.distinct_usage_ids(sources, plan)
+    id_map = resolve_ids(raw_ids, roster.frame)
+    if plan.engine.name == "spark":
+        import tempfile
+
+        from rce.dosage_spark import dosage_from_rows, export_rows
+
+        # Files are parsed by rce's reader; the aggregation (the dosage definition) runs on Spark.
+        with tempfile.TemporaryDirectory(prefix="rce-rows-") as tmp:
+            rows = Path(tmp) / "rows.parquet"
+            facts = export_rows(sources, rows, plan=plan, id_map=id_map)
+            return sources, dosage_from_rows(str(rows), plan=plan, windows=windows,
+                                             products=facts)
+    return sources, dosage_mod.compute_dosage(sources, plan=plan, windows=windows, id_map=id_map)
 
 
 def _dose_covariates(frame: pd.DataFrame, plan: Plan, notes: list[str]) -> list[str]:
