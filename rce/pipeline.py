@@ -153,6 +153,15 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     product = _treatment_product(plan, dose)
     frame = dosage_mod.attach_dosage(analysis.frame, dose, product)
 
+    minimum = 2 * plan.privacy.min_cell_size
+    if len(frame) < minimum:
+        # Below this every subgroup cell and most comparisons would be suppressed anyway.
+        raise DataError(
+            f"only {len(frame)} students have both a baseline and an outcome test; at least "
+            f"{minimum} are needed for any result that can be published",
+            where="score files",
+            hint="Check the outcome window and that score IDs match the roster.",
+        )
     measures = _primary_measures(plan, frame)
     primary = measures[0]
     warnings: list[dict[str, str]] = [
@@ -179,6 +188,9 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
                 frame, plan=plan, outcome=MEASURE_COLUMNS[m][1], covariates=covariates
             )
         except DataError as exc:
+            if frame["habitual_months"].nunique() > 1:
+                raise  # too few students, missing columns: the run cannot say anything
+            # Everyone has the same dose: no slope, but usage, gaps and impact still stand.
             warnings.append(
                 {"code": "DOSE_RESPONSE_NOT_ESTIMABLE", "message": f"{m}: {exc.message}."}
             )
