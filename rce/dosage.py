@@ -359,6 +359,14 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, files: Sequence[str] = ()) ->
             # DuckDB 2 keeps a statement's result open until it is fetched.
             res.fetchall()
         return res
+    except duckdb.InterruptException:
+        # Ctrl-C inside a query: the same as anywhere else (exit 130, nothing written).
+        raise KeyboardInterrupt from None
+    except RuntimeError as exc:
+        # Ctrl-C while DuckDB scans a registered pandas frame surfaces as this RuntimeError.
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
     except duckdb.OutOfMemoryException:
         raise DataError(
             "the dosage step ran out of memory",
@@ -1065,6 +1073,8 @@ def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     """A query result as an Arrow table (no extra copy of the rows)."""
     try:
         return con.sql(sql).to_arrow_table()
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
     except duckdb.OutOfMemoryException:
         raise DataError(
             "the dosage step ran out of memory",
