@@ -816,6 +816,8 @@ class Evidence:
     dose_per_month: tuple[float | None, float | None, float | None] | None = None
     no_impact_reason: str = ""
     source: str = ""
+    #: School year of the outcome test ("2024-2025"), when the results say.
+    academic_year: str = ""
 
     @property
     def has_effect(self) -> bool:
@@ -916,6 +918,7 @@ def evidence_from_results(results: Mapping[str, Any], *, source: str = "") -> Ev
         dose_per_month=dose,
         no_impact_reason=str(results.get("impact_reason") or impact.get("reason") or ""),
         source=source,
+        academic_year=str(study.get("academic_year") or "") if isinstance(study, Mapping) else "",
     )
 
 
@@ -1277,6 +1280,17 @@ def _verdict(ev: Evidence | None, plan: Plan) -> str:
             return "small-positive"
         return "fail"
     return "inconclusive"
+
+
+def _available_from(ev: Evidence, rules: SustainRules) -> date:
+    """The first day a result could have existed (its school year's outcome or interim date)."""
+    try:
+        end_year = int(ev.academic_year[-4:])
+    except ValueError:
+        return date.min  # year unknown: trust the file
+    if ev.interim:
+        return date(end_year, 3, 1)
+    return date(end_year, rules.outcome_month, rules.outcome_day)
 
 
 def _outcome_date(as_of: date, rules: SustainRules) -> date:
@@ -2073,6 +2087,11 @@ def run_sustain_report(
             # A damaged report folder found by the search is skipped (named in the notes).
             found.append(Evidence(product="", source=str(extra)))
     skipped = [e.source for e in found if not e.product]
+    # Only evidence that existed on the decision date counts: a spring result of a school year
+    # is available from the outcome date of that year, a winter (interim) one from March.
+    rules_for_dates = rules or SustainRules()
+    future = [e for e in found if e.product and _available_from(e, rules_for_dates) > as_of]
+    found = [e for e in found if e not in future]
     # Final evidence beats interim evidence for the same product; among equals the newest file.
     found.sort(key=lambda e: (not e.interim, Path(e.source).stat().st_mtime if e.product else 0))
     for ev in found:
@@ -2130,6 +2149,11 @@ def run_sustain_report(
     ]
     if skipped:
         extra_notes.append(f"{len(skipped)} unreadable results.json file(s) were skipped.")
+    if future:
+        extra_notes.append(
+            f"{len(future)} result(s) of outcome tests after {as_of.isoformat()} were left out: "
+            "on the decision date they did not exist yet."
+        )
     result = replace(result, notes=(*result.notes, *extra_notes))
     from rce.report.sustain import sustain_to_json, write_sustain_report
 
