@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from rce import dosage_sql as q
-from rce.canonical import GRANULARITIES, UsageSource
+from rce.canonical import ANALYSIS_COLUMNS, GRANULARITIES, UsageSource
 from rce.config import Plan
 from rce.errors import DataError, InputFileError, LayoutError, PlanError
 
@@ -95,17 +95,9 @@ MONTHLY_COLUMNS = (
 #: Columns of :attr:`DosageResult.trend`.
 TREND_COLUMNS = ("product", "month", "students_active", "students_habitual", "minutes")
 
-#: Dosage columns added to the analysis frame by :func:`attach_dosage`.
-ATTACHED_COLUMNS = (
-    "sessions",
-    "minutes",
-    "active_days",
-    "active_months",
-    "habitual_months",
-    "met_fidelity",
-    "usage_level",
-    "usage_cluster",
-)
+#: Dosage columns added to the analysis frame by :func:`attach_dosage` (the canonical
+#: analysis-frame columns from ``sessions`` on).
+ATTACHED_COLUMNS = ANALYSIS_COLUMNS[ANALYSIS_COLUMNS.index("sessions") :]
 
 CLUSTER_LABELS = {
     2: ("low", "high"),
@@ -797,7 +789,7 @@ def compute_dosage(
     Examples
     --------
     >>> from rce.config import Plan
-    >>> from rce.canonical import UsageSource
+    >>> from rce.canonical import ANALYSIS_COLUMNS, UsageSource
     >>> src = UsageSource(paths=("usage.csv",), product="Lexia", granularity="event",
     ...                   columns={"student_id": "Lexia_ID", "timestamp": "start"},
     ...                   timestamp_tz="UTC")
