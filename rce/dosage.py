@@ -47,7 +47,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -60,6 +60,7 @@ from rce import dosage_sql as q
 from rce.canonical import ANALYSIS_COLUMNS, GRANULARITIES, UsageSource
 from rce.config import Plan
 from rce.errors import DataError, InputFileError, LayoutError, PlanError
+from rce.io.normalize import normalize_student_id
 
 #: Columns of :attr:`DosageResult.per_student`, in order.
 PER_STUDENT_COLUMNS = (
@@ -531,14 +532,15 @@ def _active_expr(p: _Prepared) -> str:
     return "(" + " OR ".join(f"coalesce({c}, 0) > 0" for c in used) + ")" if used else "TRUE"
 
 
-def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
-    """SQL for one source: rows -> de-duplicated -> student-day by normalised raw ID."""
+def _source_sql(p: _Prepared, plan: Plan, idx: int, salt: int = 0) -> str:
+    """SQL for one source: rows -> de-duplicated -> student-day by the raw ID's hash."""
     src, types, cols = p.src, p.types, p.cols
     reader = q.read_expr(p.files, src.file_format, src.delimiter, src.encoding)
     tz = plan.study.timezone
-    # IDs are normalised per row (all-digit IDs take a cheap path), so the student-day
-    # aggregation below is already by the normalised ID.
-    rid = f"rce_norm_id(CAST({q.ident(cols['student_id'])} AS VARCHAR))"
+    # Rows are keyed by a 64-bit hash of the raw ID text: normalising and matching IDs per row
+    # costs more than the whole aggregation, so it is done once per distinct ID (the ID map,
+    # see _register_ids) and joined to the student-days.
+    rid = raw_id_key(q.ident(cols["student_id"]), salt)
     row_hash = "hash(" + ", ".join(q.ident(h) for h in types) + ")"
     fallback = q.lit(src.product or src.layout or "usage")
     if "product" in cols:  # a column naming the product per row (Clever resource usage)
@@ -633,7 +635,8 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
         # kind of activity (not one row) cannot merge use on different days.
         keys = (["product"] if row_product else []) + [day_expr]
         if "student_id" in src.dedupe_keys:
-            keys.append("rid")
+            # the student, not the spelling of the ID ("0042" and "42" are one key)
+            keys += ["m.sk", "CASE WHEN m.sk IS NULL THEN d.rid END"]
         keys += [f"key_{i}" for i in range(len(extra_keys))]
         order = ", ".join(
             f"{m} DESC NULLS LAST"
@@ -649,6 +652,9 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
         )
     else:
         keep = "TRUE"
+    key_join = (
+        f" LEFT JOIN {ID_MAP} m ON d.rid = m.hid" if "student_id" in src.dedupe_keys else ""
+    )
     active = _active_expr(p)
     if p.unit in ("row", "student-day") or (
         "sessions" not in present and src.granularity in _DAY_LEVEL
@@ -667,7 +673,7 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int) -> str:
     l0 = f"""
         WITH r AS ({rows_sql}),
         d AS ({dedup}),
-        k AS (SELECT *, {keep} AS kept, {active} AS active FROM d)
+        k AS (SELECT d.*, {keep} AS kept, {active} AS active FROM d{key_join})
         SELECT {grp}, sum(n) AS n_read, count(*) FILTER (kept) AS n_kept,
                {sess} AS sess{sums}
         FROM k GROUP BY {grp}
@@ -718,8 +724,33 @@ def _wide_rows_sql(p: _Prepared, rid: str, row_hash: str, reader: str, prod: str
 # --- public API ----------------------------------------------------------------------------------
 
 
+def raw_id_key(column_sql: str, salt: int = 0) -> str:
+    """SQL for the 64-bit key of a raw usage ID: a hash of its text (``salt`` > 0 re-seeds it)."""
+    extra = f", {int(salt)}" if salt else ""
+    return f"hash(CAST({column_sql} AS VARCHAR){extra})"
+
+
+def _raw_usage_ids(con: duckdb.DuckDBPyConnection, prepared: Sequence[_Prepared]) -> pd.Series:
+    """Distinct raw student IDs of the exports, as the text DuckDB reads (blanks included)."""
+    parts = []
+    for p in prepared:
+        reader = q.read_expr(p.files, p.src.file_format, p.src.delimiter, p.src.encoding)
+        parts.append(
+            f"SELECT DISTINCT CAST({q.ident(p.cols['student_id'])} AS VARCHAR) AS r FROM {reader}"
+        )
+    if not parts:
+        return pd.Series([], dtype="str", name="raw_id")
+    files = [f for p in prepared for f in p.files]
+    sql = "SELECT DISTINCT r FROM (" + " UNION ALL ".join(parts) + ") WHERE r IS NOT NULL"
+    try:
+        table = _arrow(con, sql)
+    except duckdb.Error as exc:
+        raise _engine_error(exc, files) from None
+    return _to_pandas(table)["r"].astype("str")
+
+
 def distinct_usage_ids(sources: Sequence[UsageSource], plan: Plan) -> pd.Series:
-    """Distinct normalised raw student IDs in the usage exports (input to ``resolve_ids``).
+    """Distinct normalised student IDs in the usage exports (input to ``resolve_ids``).
 
     Parameters
     ----------
@@ -731,27 +762,18 @@ def distinct_usage_ids(sources: Sequence[UsageSource], plan: Plan) -> pd.Series:
     Returns
     -------
     pandas.Series
-        Sorted distinct IDs (``str``), blanks excluded, named ``raw_id``.
+        Sorted distinct IDs (``str``, normalised by ``rce.io.normalize.normalize_student_id``),
+        blanks excluded, named ``raw_id``.
     """
     with connect(plan) as con:
-        parts = []
-        all_files: list[str] = []
-        for src in sources:
-            p = _prepare(con, src, plan)
-            all_files.extend(p.files)
-            reader = q.read_expr(p.files, src.file_format, src.delimiter, src.encoding)
-            parts.append(
-                f"SELECT DISTINCT CAST({q.ident(src.columns['student_id'])} AS VARCHAR) AS r "
-                f"FROM {reader}"
-            )
-        if not parts:
-            return pd.Series([], dtype="str", name="raw_id")
-        sql = (
-            "SELECT DISTINCT rce_norm_id(r) AS raw_id FROM (" + " UNION ALL ".join(parts) + ") "
-            "WHERE rce_norm_id(r) IS NOT NULL ORDER BY 1"
-        )
-        df = _run(con, sql, all_files).df()
-    return df["raw_id"].astype("str").reset_index(drop=True)
+        raw = _raw_usage_ids(con, [_prepare(con, s, plan) for s in sources])
+    norm = normalize_student_id(raw).dropna().unique()
+    return pd.Series(sorted(norm), dtype="str", name="raw_id")
+
+
+#: An ID map, or a function that makes one from the distinct normalised usage IDs (so that the
+#: exports are scanned for their IDs once, inside the dosage step).
+IdMap = pd.DataFrame | Callable[[pd.Series], pd.DataFrame] | None
 
 
 def compute_dosage(
@@ -759,7 +781,7 @@ def compute_dosage(
     *,
     plan: Plan,
     windows: pd.DataFrame | None = None,
-    id_map: pd.DataFrame | None = None,
+    id_map: IdMap = None,
     seats: dict[str, int] | None = None,
 ) -> DosageResult:
     """Compute per-student dosage from usage exports, in DuckDB, by the plan's definition.
@@ -778,7 +800,9 @@ def compute_dosage(
     id_map
         ``raw_id`` (normalised usage ID, see :func:`distinct_usage_ids`) -> ``student_id``;
         an optional ``reason`` column explains IDs left unmatched (``student_id`` blank).
-        Without a map the normalised usage ID is the student ID.
+        Or a function that makes that map from the distinct normalised usage IDs (a
+        ``pandas.Series``), called once while the exports are read. Without a map the
+        normalised usage ID is the student ID.
     seats
         Licenses purchased per product, for :func:`utilization`.
 
@@ -802,8 +826,15 @@ def compute_dosage(
     notes: list[str] = []
     with connect(plan) as con:
         prepared, files, merge = reader_stage(con, sources, plan, id_map)
-        window_rule = _window_sql(con, plan, windows, notes)
+        window_rule = _window_sql(con, plan, windows, notes, keyed=True)
         sql = aggregation_sql(thr, merge, window_rule)
+        # Student keys become student IDs again only on the small result tables.
+        for name in ("per", "monthly"):
+            sql[name] = (
+                f"SELECT st.student_id, x.* EXCLUDE (student_id) FROM ({sql[name]}) x "
+                f"JOIN {STUDENTS} st ON x.student_id = st.sk"
+                + (" ORDER BY x.product, x.student_id, x.month" if name == "monthly" else "")
+            )
         # Student-month level with the window applied; rows outside it, unmatched rows and
         # unreadable dates are carried only as counts. One pass, streaming from the files.
         _run(con, f"CREATE TEMP TABLE mo_all AS {sql['mo_all']}", files)
@@ -842,12 +873,14 @@ def reader_stage(
     con: duckdb.DuckDBPyConnection,
     sources: Sequence[UsageSource],
     plan: Plan,
-    id_map: pd.DataFrame | None,
+    id_map: IdMap,
 ) -> tuple[list[_Prepared], list[str], bool]:
     """Create the view :data:`ROWS_RELATION` (student-day rows of every export, IDs mapped).
 
     The DuckDB-specific part of the step: each export is parsed by DuckDB's own reader
-    (formats, time zones, ID normalisation, duplicates) and reduced to student-days.
+    (formats, time zones, duplicates) and reduced to student-days keyed by a hash of the raw ID;
+    the distinct raw IDs are normalised and matched once (:data:`ID_MAP`), and the student-days
+    carry the integer student key of :data:`STUDENTS` as ``student_id``.
 
     Returns
     -------
@@ -862,24 +895,11 @@ def reader_stage(
             hint="Stitch the exports of one product into one file pattern (a glob).",
         )
     files = [f for p in prepared for f in p.files]
-    union = " UNION ALL ".join(f"({_source_sql(p, plan, i)})" for i, p in enumerate(prepared))
-    if id_map is not None:
-        clean = _clean_id_map(id_map)
-        con.register("rce_idmap_in", clean)
-        reason = (
-            "coalesce(m.reason, 'not_in_id_map')"
-            if "reason" in clean.columns
-            else "'not_in_id_map'"
-        )
-        id_join = "LEFT JOIN rce_idmap_in m ON s.rid = m.raw_id"
-        sid = "m.student_id"
-        reason_expr = (
-            f"CASE WHEN s.rid IS NULL THEN 'blank_id' WHEN m.student_id IS NULL THEN {reason} END"
-        )
-        many_to_one = bool(clean["student_id"].dropna().duplicated().any())
-    else:
-        id_join, sid, many_to_one = "", "s.rid", False
-        reason_expr = "CASE WHEN s.rid IS NULL THEN 'blank_id' END"
+    keys = _id_keys(_raw_usage_ids(con, prepared), id_map)
+    salt, many_to_one = _register_ids(con, keys)
+    union = " UNION ALL ".join(
+        f"({_source_sql(p, plan, i, salt)})" for i, p in enumerate(prepared)
+    )
     names = [p.src.product for p in prepared]
     # Rows of one student-day meet again only when several exports feed one product or
     # several usage IDs map to one student; only then is the student-day re-aggregated.
@@ -887,13 +907,76 @@ def reader_stage(
         len(prepared) > 1
         and (len(set(names)) < len(names) or any("product" in p.cols for p in prepared))
     )
-    j = f"""SELECT s.src, s.product, s.gran, s.unit, {sid} AS student_id,
-              {reason_expr} AS reason,
+    j = f"""SELECT s.src, s.product, s.gran, s.unit, m.sk AS student_id,
+              CASE WHEN m.sk IS NULL THEN coalesce(m.reason, 'not_in_id_map') END AS reason,
               s.day, s.n_read, s.n_kept, s.sess, s.minutes, s.lessons_completed,
               s.lessons_passed
-            FROM ({union}) s {id_join}"""
+            FROM ({union}) s LEFT JOIN {ID_MAP} m ON s.rid = m.hid"""
     _run(con, f"CREATE TEMP VIEW {ROWS_RELATION} AS {j}")
     return prepared, files, merge
+
+
+#: Temp tables of the reader stage: raw-ID hash -> student key (or the reason it has none), and
+#: student key -> student ID (keys follow the sorted student IDs, so ordering by key is ordering
+#: by ID).
+ID_MAP = "rce_idmap"
+STUDENTS = "rce_students"
+
+
+def _id_keys(raw: pd.Series, id_map: IdMap) -> pd.DataFrame:
+    """raw_id (text as read) -> student_id and reason, for every distinct raw ID and blank."""
+    norm = normalize_student_id(raw)
+    if id_map is None:
+        student = norm
+        reason = pd.Series(pd.NA, index=raw.index, dtype="str")
+    else:
+        if callable(id_map):
+            id_map = id_map(pd.Series(sorted(norm.dropna().unique()), dtype="str", name="raw_id"))
+        clean = _clean_id_map(id_map).set_index("raw_id")
+        student = norm.map(clean["student_id"])
+        if "reason" in clean.columns:
+            reason = norm.map(clean["reason"]).where(student.isna())
+        else:
+            reason = pd.Series(pd.NA, index=raw.index, dtype="str")
+        reason = reason.where(reason.notna() | student.notna(), "not_in_id_map")
+    reason = reason.where(norm.notna(), "blank_id")
+    student = student.where(norm.notna())
+    keys = pd.DataFrame(
+        {"raw_id": raw.astype("str"), "student_id": student.astype("str"), "reason": reason}
+    )
+    # a NULL ID (an empty CSV field) is a blank ID too
+    blank = pd.DataFrame({"raw_id": [None], "student_id": [None], "reason": ["blank_id"]})
+    return pd.concat([keys, blank.astype("str")], ignore_index=True)
+
+
+def _register_ids(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> tuple[int, bool]:
+    """Create :data:`ID_MAP` and :data:`STUDENTS`; return the hash salt and whether several
+    raw IDs share a student."""
+    students = pd.DataFrame(
+        {"student_id": sorted(keys["student_id"].dropna().unique())}, dtype="str"
+    )
+    students["sk"] = np.arange(len(students), dtype="int32")
+    sk = keys["student_id"].map(pd.Series(students["sk"].to_numpy(), index=students["student_id"]))
+    con.register("rce_ids_in", keys.assign(sk=sk.astype("Int32")))
+    con.register("rce_students_in", students)
+    _run(con, f"CREATE OR REPLACE TEMP TABLE {STUDENTS} AS SELECT * FROM rce_students_in")
+    # Distinct raw IDs must keep distinct hashes; a collision (about n^2 / 2^65 for n IDs)
+    # re-seeds the hash.
+    for salt in range(8):
+        _run(
+            con,
+            f"""CREATE OR REPLACE TEMP TABLE {ID_MAP} AS
+                SELECT {raw_id_key("raw_id", salt)} AS hid, sk, reason FROM rce_ids_in""",
+        )
+        n, n_hash = _run(con, f"SELECT count(*), count(DISTINCT hid) FROM {ID_MAP}").fetchall()[0]
+        if n == n_hash:
+            break
+    else:  # pragma: no cover - eight 64-bit collisions in a row
+        raise DataError("usage IDs could not be keyed without collisions", where="usage")
+    con.unregister("rce_ids_in")
+    con.unregister("rce_students_in")
+    many_to_one = bool(sk.dropna().duplicated().any())
+    return salt, many_to_one
 
 
 #: Name of the relation the shared aggregation reads: one row per source row or student-day with
@@ -1103,9 +1186,17 @@ def _clean_id_map(id_map: pd.DataFrame) -> pd.DataFrame:
 
 
 def _window_sql(
-    con: duckdb.DuckDBPyConnection, plan: Plan, windows: pd.DataFrame | None, notes: list[str]
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    windows: pd.DataFrame | None,
+    notes: list[str],
+    *,
+    keyed: bool = False,
 ) -> dict[str, Any]:
-    """How the window joins the student-day rows: a join clause and the w_lo / w_hi expressions."""
+    """How the window joins the student-day rows: a join clause and the w_lo / w_hi expressions.
+
+    ``keyed``: the rows carry the student keys of :data:`STUDENTS`, not student IDs.
+    """
     d = plan.dosage
     none = {"join": "", "w_lo": "CAST(NULL AS DATE)", "w_hi": "CAST(NULL AS DATE)"}
     if d.window == "all":
@@ -1164,9 +1255,14 @@ def _window_sql(
         return {**none, "rule": {"rule": rule}}
     con.register("rce_windows_in", w)
     g_lo, g_hi = w["b"].min().date().isoformat(), w["o"].max().date().isoformat()
+    student = "student_id"
+    source = "rce_windows_in"
+    if keyed:
+        student = "st.sk AS student_id"
+        source = f"rce_windows_in w0 JOIN {STUDENTS} st ON w0.student_id = st.student_id"
     return {
-        "join": "LEFT JOIN (SELECT student_id, CAST(b AS DATE) AS b, CAST(o AS DATE) AS o "
-        "FROM rce_windows_in) w ON d.student_id = w.student_id",
+        "join": f"LEFT JOIN (SELECT {student}, CAST(b AS DATE) AS b, CAST(o AS DATE) AS o "
+        f"FROM {source}) w ON d.student_id = w.student_id",
         "w_lo": f"coalesce(w.b, DATE '{g_lo}')",
         "w_hi": f"coalesce(w.o, DATE '{g_hi}')",
         "rule": {"rule": rule},

@@ -392,10 +392,11 @@ def export_rows(
         prepared, files, _ = dz.reader_stage(con, sources, plan, id_map)
         dz._run(
             con,
-            f"""COPY (SELECT student_id, product, day, sess AS sessions, minutes,
-                  lessons_completed, lessons_passed, gran AS granularity, unit, reason,
-                  src AS source, n_read AS rows_read, n_kept AS rows_kept
-                FROM {dz.ROWS_RELATION}) TO {q.lit(target)} (FORMAT parquet)""",
+            f"""COPY (SELECT st.student_id, r.product, r.day, r.sess AS sessions, r.minutes,
+                  r.lessons_completed, r.lessons_passed, r.gran AS granularity, r.unit,
+                  r.reason, r.src AS source, r.n_read AS rows_read, r.n_kept AS rows_kept
+                FROM {dz.ROWS_RELATION} r LEFT JOIN {dz.STUDENTS} st ON r.student_id = st.sk)
+                TO {q.lit(target)} (FORMAT parquet)""",
             files,
         )
         masks = con.execute(

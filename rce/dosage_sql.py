@@ -10,41 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-#: Macros installed on every connection. ``rce_norm_id`` is the SQL twin of
-#: ``rce.io.normalize.normalize_student_id`` (trim; blank -> NULL; drop a trailing ``.0``;
-#: expand scientific notation of integers; strip leading zeros from all-digit IDs).
+#: Macros installed on every connection (Excel serial dates and date-times).
 MACROS = r"""
-CREATE OR REPLACE TEMP MACRO rce_sci_int2(ip, fp, ex) AS (
-  CASE
-    WHEN ex >= length(fp) THEN ip || fp || repeat('0', ex - length(fp))
-    WHEN regexp_full_match(substr(fp, ex + 1), '0*') THEN ip || substr(fp, 1, ex)
-    ELSE NULL
-  END);
-CREATE OR REPLACE TEMP MACRO rce_sci_int(t) AS (
-  CASE
-    WHEN NOT regexp_full_match(t, '[0-9]+(\.[0-9]+)?[eE]\+?[0-9]{1,2}') THEN NULL
-    ELSE rce_sci_int2(
-      regexp_extract(t, '^([0-9]+)', 1),
-      coalesce(regexp_extract(t, '^[0-9]+\.([0-9]+)', 1), ''),
-      TRY_CAST(regexp_extract(t, '[eE]\+?([0-9]+)$', 1) AS INTEGER))
-  END);
-CREATE OR REPLACE TEMP MACRO rce_strip_zeros(t) AS (coalesce(nullif(ltrim(t, '0'), ''), '0'));
-CREATE OR REPLACE TEMP MACRO rce_norm_id2(t) AS (
-  CASE
-    WHEN t = '' THEN NULL
-    WHEN regexp_full_match(t, '[0-9]+') THEN rce_strip_zeros(t)
-    WHEN regexp_full_match(t, '[0-9]+\.0+') THEN rce_strip_zeros(split_part(t, '.', 1))
-    WHEN rce_sci_int(t) IS NOT NULL THEN rce_strip_zeros(rce_sci_int(t))
-    ELSE t
-  END);
-CREATE OR REPLACE TEMP MACRO rce_norm_id(s) AS (
-  CASE
-    -- fast path without regular expressions: an untrimmed all-digit ID
-    WHEN s <> '' AND ltrim(CAST(s AS VARCHAR), '0123456789') = ''
-      THEN rce_strip_zeros(CAST(s AS VARCHAR))
-    ELSE rce_norm_id2(
-      trim(CAST(s AS VARCHAR), ' ' || chr(9) || chr(10) || chr(13) || chr(11) || chr(12)))
-  END);
 CREATE OR REPLACE TEMP MACRO rce_excel_date(t) AS (
   CASE WHEN regexp_full_match(t, '[0-9]{5}(\.[0-9]+)?')
             AND CAST(t AS DOUBLE) BETWEEN 20000 AND 80000

@@ -367,9 +367,8 @@ def _compute_dosage(plan: Plan, roster: Any, windows: pd.DataFrame) -> tuple[lis
             hint="List them under [inputs] usage in rce.toml, or pass --usage FILE.",
         )
     sources = rio.usage_sources(plan)
-    raw_ids = dosage_mod.distinct_usage_ids(sources, plan)
-    id_map = resolve_ids(raw_ids, roster.frame)
     if plan.engine.name == "spark":
+        id_map = resolve_ids(dosage_mod.distinct_usage_ids(sources, plan), roster.frame)
         import tempfile
 
         from rce.dosage_spark import dosage_from_rows, export_rows
@@ -380,7 +379,13 @@ def _compute_dosage(plan: Plan, roster: Any, windows: pd.DataFrame) -> tuple[lis
             facts = export_rows(sources, rows, plan=plan, id_map=id_map)
             return sources, dosage_from_rows(str(rows), plan=plan, windows=windows,
                                              products=facts)
-    return sources, dosage_mod.compute_dosage(sources, plan=plan, windows=windows, id_map=id_map)
+    # The exports' distinct IDs are matched to the roster while DuckDB reads them (one scan).
+    return sources, dosage_mod.compute_dosage(
+        sources,
+        plan=plan,
+        windows=windows,
+        id_map=lambda usage_ids: resolve_ids(usage_ids, roster.frame),
+    )
 
 
 def _dose_covariates(frame: pd.DataFrame, plan: Plan, notes: list[str]) -> list[str]:
