@@ -42,6 +42,7 @@ __all__ = [
     "FUND_DEADLINES",
     "RECOMMENDATIONS",
     "SCHEMA_VERSION",
+    "SUPPRESSION_KEYS",
     "CliffRow",
     "Evidence",
     "Product",
@@ -52,6 +53,7 @@ __all__ = [
     "cents",
     "compute_sustain",
     "evidence_from_results",
+    "funnel_suppression",
     "load_evidence",
     "read_products",
     "rules_from_mapping",
@@ -976,6 +978,9 @@ class ProductAssessment:
     overlaps: tuple[dict[str, Any], ...]
     one_time_funded: bool
     days_to_renewal: int | None
+    #: Keys of :meth:`to_dict` hidden by small-cell suppression (:func:`funnel_suppression`):
+    #: the attributes above keep the true counts (the rules use them), outputs never show them.
+    suppressed: tuple[str, ...] = ()
 
     def _share(self, count: int | None) -> float | None:
         seats = self.product.seats_purchased
@@ -999,9 +1004,13 @@ class ProductAssessment:
         return self._share(self.students_habitual)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``products[]`` entry of sustain.json (money rounded half-up to the cent)."""
+        """The ``products[]`` entry of sustain.json (money rounded half-up to the cent).
+
+        Figures listed in ``suppressed`` (a count of 1 to min_cell_size - 1 students, what is
+        computed from it, and complementary counts) are None, never the hidden value.
+        """
         p = self.product
-        return {
+        out = {
             "product": p.product,
             "subject": p.subject,
             "funding_source": p.funding_source,
@@ -1046,6 +1055,14 @@ class ProductAssessment:
             ),
             "approval_status": p.approval_status or None,
         }
+        for key in self.suppressed:
+            if key == "n_treatment":
+                if out["effect"] is not None:
+                    out["effect"]["n_treatment"] = None
+            else:
+                out[key] = None
+        out["suppressed"] = list(self.suppressed)
+        return out
 
 
 @dataclass(frozen=True)
@@ -1093,6 +1110,8 @@ class SustainResult:
     decision: dict[str, float]
     notes: tuple[str, ...] = ()
     outcome_data_expected: date | None = None
+    #: ``plan.privacy.min_cell_size`` the figures were suppressed with.
+    min_cell_size: int | None = None
 
     # -- totals (Decimal, unrounded) --
     @property
@@ -1174,6 +1193,7 @@ class SustainResult:
                 self.outcome_data_expected.isoformat() if self.outcome_data_expected else None
             ),
             "definitions": dict(self.definitions),
+            "privacy": {"min_cell_size": self.min_cell_size},
             "decision_rule": dict(self.decision),
             "rules": self.rules.to_dict(),
             "products": [a.to_dict() for a in self.products],
@@ -1206,11 +1226,17 @@ class SustainResult:
         lines = [f"Sustain report as of {self.as_of.isoformat()} ({len(self.products)} products)"]
         for a in self.products:
             p = a.product
+            # Only what sustain.json may show: a hidden count prints as "suppressed".
+            if "students_habitual" in a.suppressed:
+                habitual, per_user = "suppressed", "suppressed"
+            else:
+                habitual = "n/a" if a.students_habitual is None else str(a.students_habitual)
+                per_user = _fmt_money(a.cost_per_habitual_user)
             lines.append(
                 f"- {p.product}: {a.recommendation.upper()} -- {_fmt_money(p.annual_cost)}/yr, "
-                f"{a.students_habitual if a.students_habitual is not None else 'n/a'} habitual of "
+                f"{habitual} habitual of "
                 f"{p.seats_purchased if p.seats_purchased is not None else 'n/a'} seats, "
-                f"{_fmt_money(a.cost_per_habitual_user)} per habitual user"
+                f"{per_user} per habitual user"
             )
             for reason in a.reasons:
                 lines.append(f"    * {reason}")
@@ -1258,6 +1284,16 @@ def _definitions(plan: Plan, rules: SustainRules) -> dict[str, str]:
         "over the seats when there is no per-seat price); the whole annual cost for sunset",
         "overlap": "share of a product's active users who were also active in another product "
         "for the same subject",
+        "suppressed": f"a count of 1 to {plan.privacy.min_cell_size - 1} students (plan: "
+        "privacy.min_cell_size) is not shown, nor any figure computed from it (utilization, cost "
+        "per user, price index, cost per unit of outcome, right-sized seats); when two shown "
+        "counts would give such a count by subtraction (activated - active, active - habitual, "
+        "an overlap and the users of only one product), one of them is hidden too. Hidden "
+        "figures read \"suppressed\" in the report, the workbook and the summary, and are null in "
+        "sustain.json, whose products[].suppressed lists them. 0 is shown. When the habitual "
+        f"count is hidden, the seats to keep and the savings are computed as if "
+        f"{plan.privacy.min_cell_size} students were habitual users. Recommendations use the "
+        "true counts.",
     }
 
 
@@ -1327,10 +1363,126 @@ def _check_per_student(per_student: pd.DataFrame) -> None:
         )
 
 
+#: The figures of sustain.json that each student count feeds: when the count is hidden, so are
+#: they (a cost per habitual user computed from 3 users reveals the 3).
+SUPPRESSION_KEYS: dict[str, tuple[str, ...]] = {
+    "activated": ("students_activated", "utilization_activated", "cost_per_activated_user"),
+    "active": ("students_active", "utilization_active", "cost_per_active_user"),
+    "habitual": (
+        "students_habitual",
+        "utilization_habitual",
+        "cost_per_habitual_user",
+        "cost_per_habitual_user_per_tenth_sd",
+        "cost_per_habitual_user_per_tenth_sd_upper",
+        "cost_per_habitual_user_per_percentile_point",
+        "right_sized_seats",
+    ),
+    "fidelity": ("students_fidelity",),
+}
+
+
+def _small(n: int | None, min_cell: int) -> bool:
+    """A cell that must not be shown: 1 to min_cell - 1 students (0 is a fact, not a cell)."""
+    return n is not None and 0 < n < min_cell
+
+
+def funnel_suppression(
+    activated: int | None,
+    active: int | None,
+    habitual: int | None,
+    fidelity: int | None = None,
+    *,
+    min_cell: int,
+) -> dict[str, str]:
+    """Which of a product's student counts are hidden, and why.
+
+    Parameters
+    ----------
+    activated, active, habitual, fidelity
+        The product's true counts (activated >= active >= habitual; fidelity <= activated).
+    min_cell
+        ``plan.privacy.min_cell_size``.
+
+    Returns
+    -------
+    dict
+        ``{"activated" | "active" | "habitual" | "fidelity": "primary" | "complementary"}`` for
+        each hidden count.
+
+    Notes
+    -----
+    *Primary*: a count of 1 to ``min_cell - 1`` students is hidden; 0 is shown (a product
+    nobody used is a fact budget teams need, and no student is singled out by it).
+    *Complementary*: the counts are nested, so the difference of two shown counts is itself a
+    count of students (activated - active = never used it; active - habitual = used it, not
+    habitually; active - fidelity = below the recommended minutes). When such a difference is
+    1 to ``min_cell - 1``, one of the two is hidden as well: the broader count (activated,
+    then active), because the narrower one carries the cost per user and the decision; for
+    fidelity, the fidelity count itself. A hidden count equal to a shown neighbour (a difference
+    of 0, e.g. every activated student was active, as in session logs) would be read off that
+    neighbour, so the neighbour is hidden too. Repeated until nothing changes.
+
+    Examples
+    --------
+    >>> funnel_suppression(100, 97, 60, min_cell=10)
+    {'activated': 'complementary'}
+    >>> funnel_suppression(40, 30, 3, min_cell=10)
+    {'habitual': 'primary'}
+    >>> funnel_suppression(40, 0, 0, min_cell=10)
+    {}
+    >>> funnel_suppression(231, 231, 225, min_cell=10)
+    {'active': 'complementary', 'activated': 'complementary'}
+    """
+    values = {"activated": activated, "active": active, "habitual": habitual,
+              "fidelity": fidelity}
+    hidden = {k: "primary" for k, v in values.items() if _small(v, min_cell)}
+    # (broader, narrower, which one to hide when their difference is a small cell)
+    relations = (
+        ("activated", "active", "activated"),
+        ("active", "habitual", "active"),
+        ("active", "fidelity", "fidelity"),
+        ("activated", "fidelity", "fidelity"),
+    )
+    changed = True
+    while changed:
+        changed = False
+        for broad, narrow, hide in relations:
+            b, n = values[broad], values[narrow]
+            if b is None or n is None or (broad in hidden and narrow in hidden):
+                continue
+            if broad not in hidden and narrow not in hidden:
+                if _small(b - n, min_cell):
+                    hidden[hide] = "complementary"
+                    changed = True
+            elif b == n:
+                hidden[narrow if broad in hidden else broad] = "complementary"
+                changed = True
+    return hidden
+
+
+def _suppressed_keys(hidden: Mapping[str, str], rules: SustainRules) -> tuple[str, ...]:
+    keys = [k for level in ("activated", "active", "habitual", "fidelity") if level in hidden
+            for k in SUPPRESSION_KEYS[level]]
+    if rules.price_index_level in hidden:
+        keys.append("price_index")
+    return tuple(keys)
+
+
 def _overlaps(
-    per_student: pd.DataFrame, products: Sequence[Product], min_cell: int
+    per_student: pd.DataFrame,
+    products: Sequence[Product],
+    min_cell: int,
+    hidden: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Active-user overlap between products of the same subject (counts, not IDs)."""
+    """Active-user overlap between products of the same subject (counts, not IDs).
+
+    An overlap cell is hidden when the students in both, or those in only one of the two
+    (the product's active users minus the overlap, which the report's counts would give by
+    subtraction), number 1 to ``min_cell - 1``, or when the product's own active count is
+    hidden (its share of active users would reveal it), or the other product's active count
+    is hidden and equal to the overlap.
+    """
+    hidden = hidden or {}
     sessions = pd.to_numeric(per_student["sessions"], errors="coerce").fillna(0)
     active = per_student.loc[sessions > 0]
     sets = {
@@ -1346,7 +1498,14 @@ def _overlaps(
                 continue
             both = len(sets[p.product] & sets[q.product])
             share = both / len(sets[p.product])
-            suppressed = 0 < both < min_cell
+            suppressed = (
+                _small(both, min_cell)
+                or _small(len(sets[p.product]) - both, min_cell)
+                or _small(len(sets[q.product]) - both, min_cell)
+                or "active" in hidden.get(p.product, {})
+                # every active user of q also uses p: the overlap would give q's hidden count
+                or ("active" in hidden.get(q.product, {}) and len(sets[q.product]) == both)
+            )
             out[p.product].append(
                 {
                     "product": q.product,
@@ -1355,6 +1514,7 @@ def _overlaps(
                     "share_of_active": None if suppressed else share,
                     "suppressed": suppressed,
                     "_share": share,
+                    "_both": both,
                 }
             )
     return out
@@ -1384,7 +1544,10 @@ def _effect_sentence(ev: Evidence, plan: Plan) -> str:
     if ev.evidence_tier:
         parts.append(f"consistent with ESSA tier {ev.evidence_tier}")
     if ev.n_treatment is not None:
-        parts.append(f"{ev.n_treatment} students treated")
+        if _small(ev.n_treatment, plan.privacy.min_cell_size):
+            parts.append(f"fewer than {plan.privacy.min_cell_size} students treated")
+        else:
+            parts.append(f"{ev.n_treatment} students treated")
     return "; ".join(parts)
 
 
@@ -1399,12 +1562,26 @@ def _assess(
     rules: SustainRules,
     as_of: date,
     outcome_expected: date,
+    hidden: Mapping[str, str] | None = None,
 ) -> ProductAssessment:
     reasons: list[str] = []
     fired: list[str] = []
     flags: list[str] = []
     seats = p.seats_purchased
     cost = p.annual_cost
+    m = plan.privacy.min_cell_size
+    # The rules below run on the true counts; every sentence a report prints goes through
+    # these helpers, so a hidden count (and anything computed from it) is never written.
+    hidden = dict(hidden or {})
+
+    def shown(level: str) -> bool:
+        return level not in hidden
+
+    def count(level: str, value: int | None) -> str:
+        """A count as text: the number, "fewer than m" or "a suppressed number of"."""
+        if level in hidden:
+            return f"fewer than {m}" if hidden[level] == "primary" else "a suppressed number of"
+        return "n/a" if value is None else str(value)
 
     activated = active = habitual = None
     fidelity: int | None = None
@@ -1526,9 +1703,12 @@ def _assess(
             )
     if seats is not None and active is not None and active > seats:
         flags.append("USE_ABOVE_SEATS")
+        who = f"{active} students used it but only" if shown("active") else (
+            "More students used it than the"
+        )
         reasons.append(
-            f"{active} students used it but only {seats} seats were bought (site licence, shared "
-            "logins or a roster error?); utilization is above 100%."
+            f"{who} {seats} seats were bought (site licence, shared logins or a roster error?); "
+            "utilization is above 100%."
         )
     if p.scores and ev is None:
         flags.append("SCORES_NOT_ANALYSED")
@@ -1597,6 +1777,22 @@ def _assess(
 
     def right_size_reason(qualifier: str) -> str:
         assert seats is not None and right_sized is not None
+        if not shown("habitual"):
+            keep = published_right_size()
+            cut = seats - keep
+            text = (
+                f"Right-size{qualifier}: fewer than {m} students used it habitually; with the "
+                f"{rules.right_size_buffer:.0%} buffer at most {keep} seats are needed (counted "
+                f"as if {m} students were habitual users, so that the seat figure does not reveal "
+                f"the number), and the cut is at least the {rules.right_size_min_cut:.0%} "
+                "threshold."
+            )
+            if cut > 0:
+                return text + f" Keeping {keep} of the {seats} seats bought removes {cut}."
+            return text + (
+                f" The seat and savings figures keep all {seats} seats: any smaller published "
+                "figure would reveal the number of habitual users."
+            )
         cut = seats - right_sized
         return (
             f"Right-size{qualifier}: {habitual} habitual users + "
@@ -1605,15 +1801,27 @@ def _assess(
             f"{rules.right_size_min_cut:.0%} threshold)."
         )
 
+    def published_right_size() -> int:
+        """Seats to keep as published: from the true count, or from min_cell when it is hidden."""
+        assert seats is not None and right_sized is not None
+        if shown("habitual"):
+            return right_sized
+        buffer = 1 + Decimal(str(rules.right_size_buffer))
+        return min(seats, _ceil_int(Decimal(m) * buffer))
+
     if counts is None:
         reasons.append("No usage data for this product: utilization cannot be measured.")
     if util_act is not None and util_act < rules.adoption_floor and decision_verdict != "pass":
         rec = "sunset"
         fired.append("adoption_floor")
+        how_many = (
+            f"only {activated} of {seats} seats ({util_act:.1%})"
+            if shown("activated")
+            else f"{count('activated', activated)} students, of {seats} seats,"
+        )
         reasons.append(
-            f"Sunset: only {activated} of {seats} seats ({util_act:.1%}) were ever activated, "
-            f"below the {rules.adoption_floor:.0%} adoption floor, and there is no passing "
-            "evidence."
+            f"Sunset: {how_many} were ever activated, below the {rules.adoption_floor:.0%} "
+            "adoption floor, and there is no passing evidence."
         )
     if rec is None and decision_verdict == "fail" and ev is not None:
         rec = "sunset"
@@ -1630,13 +1838,15 @@ def _assess(
             if o["_share"] >= rules.redundancy_min_overlap and passes:
                 rec = "sunset"
                 fired.append("redundancy")
-                shown = (
+                who = (
                     f"{o['students_both']} of its {active} active users ({o['_share']:.0%})"
                     if not o["suppressed"]
-                    else f"{o['_share']:.0%} of its active users"
+                    else f"at least {rules.redundancy_min_overlap:.0%} of its active users "
+                    "(the counts are suppressed: a group of fewer than "
+                    f"{m} students would be revealed)"
                 )
                 reasons.append(
-                    f"Sunset: {shown} also use {o['product']} for {p.subject}, which has passing "
+                    f"Sunset: {who} also use {o['product']} for {p.subject}, which has passing "
                     f"evidence (overlap threshold {rules.redundancy_min_overlap:.0%})."
                 )
                 break
@@ -1652,16 +1862,22 @@ def _assess(
         ):
             rec = "right-size"
             fired.append("cost_ceiling")
+            figure = (
+                f"{_fmt_money(per_tenth)} per habitual student per 0.1 SD"
+                if shown("habitual")
+                else f"the cost per habitual student per 0.1 SD (suppressed: fewer than {m} "
+                "habitual users)"
+            )
             reasons.append(
-                f"Right-size or renegotiate: {_fmt_money(per_tenth)} per habitual student per "
-                f"0.1 SD is above the district ceiling of "
+                f"Right-size or renegotiate: {figure} is above the district ceiling of "
                 f"{_fmt_money(rules.max_cost_per_tenth_sd)}."
             )
         elif util_active is not None and util_active >= rules.scale_min_active_utilization:
             rec = "scale"
             fired.append("scale")
+            in_use = f"{util_active:.0%} of seats" if shown("active") else "seats"
             reasons.append(
-                f"Scale: passing evidence and {util_active:.0%} of seats in active use (at least "
+                f"Scale: passing evidence and {in_use} in active use (at least "
                 f"{rules.scale_min_active_utilization:.0%}): demand is at capacity. How many "
                 "students to add is the district's decision; each added seat costs about "
                 f"{_fmt_money(p.seat_price)} a year."
@@ -1671,7 +1887,11 @@ def _assess(
             fired.append("sustain")
             reasons.append(
                 "Sustain: passing evidence and seats in reasonable use"
-                + (f" ({util_active:.0%} active)." if util_active is not None else ".")
+                + (
+                    f" ({util_active:.0%} active)."
+                    if util_active is not None and shown("active")
+                    else "."
+                )
             )
     if (
         rec is None
@@ -1682,15 +1902,32 @@ def _assess(
     ):
         rec = "improve-implementation"
         fired.append("improve_implementation")
-        seats_text = (
-            f", with {util_active:.0%} of seats in active use (at least "
-            f"{rules.improve_min_active_utilization:.0%})"
-            if util_active is not None
-            else ""
-        )
+        if util_active is None:
+            seats_text = ""
+        elif shown("active"):
+            seats_text = (
+                f", with {util_active:.0%} of seats in active use (at least "
+                f"{rules.improve_min_active_utilization:.0%})"
+            )
+        else:
+            seats_text = (
+                f", with at least {rules.improve_min_active_utilization:.0%} of seats in active "
+                "use"
+            )
+        if shown("habitual") and shown("active"):
+            few = (
+                f"only {habitual} of {active} active users ({habitual / active:.0%}) reached "
+                "habitual use"
+            )
+        elif shown("active"):
+            few = f"{count('habitual', habitual)} of its {active} active users reached habitual use"
+        else:
+            few = f"{count('habitual', habitual)} students reached habitual use, fewer than"
+            few += " half of the active users" if rules.improve_max_habitual_share == 0.5 else (
+                f" {rules.improve_max_habitual_share:.0%} of the active users"
+            )
         reasons.append(
-            f"Improve implementation: only {habitual} of {active} active users "
-            f"({habitual / active:.0%}) reached habitual use (threshold "
+            f"Improve implementation: {few} (threshold "
             f"{rules.improve_max_habitual_share:.0%}){seats_text}; the product was not used at "
             "the dose its effect depends on, so its effect cannot be judged yet."
         )
@@ -1698,8 +1935,9 @@ def _assess(
         if right_sized == 0:
             rec = "sunset"
             fired.append("no_habitual_users")
+            users = f"the {active} active users" if shown("active") else "the active users"
             reasons.append(
-                f"Sunset: none of the {active} active users reached habitual use, so "
+                f"Sunset: none of {users} reached habitual use, so "
                 f"right-sizing to habitual users leaves no seats of the {seats} bought."
             )
         else:
@@ -1723,35 +1961,43 @@ def _assess(
     # Redundancy is always worth telling, even when it did not decide.
     for o in overlaps:
         if o["_share"] >= rules.redundancy_min_overlap and "redundancy" not in fired:
-            shown = (
+            who = (
                 f"{o['students_both']} students ({o['_share']:.0%} of its active users)"
                 if not o["suppressed"]
-                else f"{o['_share']:.0%} of its active users (fewer than "
-                f"{plan.privacy.min_cell_size} students)"
+                else f"at least {rules.redundancy_min_overlap:.0%} of its active users (the "
+                f"counts are suppressed: a group of fewer than {m} students would be revealed)"
             )
-            reasons.append(f"Overlap: {shown} also use {o['product']} for {p.subject}.")
+            reasons.append(f"Overlap: {who} also use {o['product']} for {p.subject}.")
 
     if counts is not None:
+        parts = []
+        for level, value in (("activated", activated), ("active", active),
+                             ("habitual", habitual)):
+            assert value is not None
+            text = f"{count(level, value)} {level}"
+            if seats and shown(level):
+                text += f" ({value / seats:.0%})"
+            parts.append(text)
         of_seats = f" of {seats} seats" if seats else ""
-        shares = (
-            f" ({activated / seats:.0%} / {active / seats:.0%} / {habitual / seats:.0%})"
-            if seats
-            else ""
-        )
-        reasons.append(
-            f"Use: {activated} activated, {active} active, {habitual} habitual{of_seats}{shares}."
-        )
-    if cost_habitual is not None:
-        reasons.append(
-            f"Cost: {_fmt_money(cost)} a year; {_fmt_money(cost_per_seat)} per seat, "
-            f"{_fmt_money(per(active))} per active and {_fmt_money(cost_habitual)} per "
-            "habitual user"
-            + (f"; price index {price_index:.2f}" if price_index is not None else "")
-            + (
-                f"; {_fmt_money(per_tenth)} per habitual student per 0.1 SD"
-                if per_tenth is not None
-                else ""
+        reasons.append(f"Use{of_seats}: {', '.join(parts)}.")
+        if hidden:
+            reasons.append(
+                f"Counts of 1 to {m - 1} students, what is computed from them, and a count that "
+                "would reveal one by subtraction are suppressed; the recommendation uses the "
+                "true counts."
             )
+    if cost_habitual is not None or (cost_per_seat is not None and counts is not None):
+        figures = [f"{_fmt_money(cost_per_seat)} per seat"] if cost_per_seat is not None else []
+        if shown("active") and per(active) is not None:
+            figures.append(f"{_fmt_money(per(active))} per active user")
+        if shown("habitual") and cost_habitual is not None:
+            figures.append(f"{_fmt_money(cost_habitual)} per habitual user")
+        if price_index is not None and shown(rules.price_index_level):
+            figures.append(f"price index {price_index:.2f}")
+        if per_tenth is not None and shown("habitual"):
+            figures.append(f"{_fmt_money(per_tenth)} per habitual student per 0.1 SD")
+        reasons.append(
+            f"Cost: {_fmt_money(cost)} a year" + ("; " + ", ".join(figures) if figures else "")
             + "."
         )
 
@@ -1760,16 +2006,21 @@ def _assess(
         seats_rec = 0 if seats is not None else None
         savings = cost
     elif rec == "right-size" and seats is not None and right_sized is not None:
-        seats_rec = right_sized
+        # With a hidden habitual count the seats kept are counted from min_cell habitual users:
+        # savings from the true count would reveal it (seats, price and savings are published).
+        seats_rec = published_right_size()
         if p.price_per_seat is not None:
-            savings = min(cost, p.price_per_seat * (seats - right_sized))
+            savings = min(cost, p.price_per_seat * (seats - seats_rec))
         elif seats:
             # Multiply before dividing so that cutting every seat saves exactly the annual cost.
-            savings = cost * (seats - right_sized) / Decimal(seats)
+            savings = cost * (seats - seats_rec) / Decimal(seats)
 
     clean_overlaps = tuple(
         {k: v for k, v in o.items() if not k.startswith("_")} for o in overlaps
     )
+    suppressed = _suppressed_keys(hidden, rules)
+    if ev is not None and _small(ev.n_treatment, m):
+        suppressed += ("n_treatment",)
     return ProductAssessment(
         product=p,
         students_activated=activated,
@@ -1796,6 +2047,7 @@ def _assess(
         overlaps=clean_overlaps,
         one_time_funded=one_time,
         days_to_renewal=days_to_renewal,
+        suppressed=suppressed,
     )
 
 
@@ -1905,7 +2157,13 @@ def compute_sustain(
             + "."
         )
     outcome_expected = _outcome_date(as_of, rules)
-    overlaps = _overlaps(frame, products, plan.privacy.min_cell_size)
+    min_cell = plan.privacy.min_cell_size
+    counts = {p.product: _counts(frame, p.product) for p in products}
+    hidden = {
+        name: funnel_suppression(*c, min_cell=min_cell) if c is not None else {}
+        for name, c in counts.items()
+    }
+    overlaps = _overlaps(frame, products, min_cell, hidden)
     verdicts = {p.product: _verdict(ev_map.get(p.product.casefold()), plan) for p in products}
     if not rules.interim_evidence_decides:
         for p in products:
@@ -1915,7 +2173,7 @@ def compute_sustain(
     assessments = tuple(
         _assess(
             p,
-            _counts(frame, p.product),
+            counts[p.product],
             ev_map.get(p.product.casefold()),
             overlaps[p.product],
             verdicts,
@@ -1923,6 +2181,7 @@ def compute_sustain(
             rules=rules,
             as_of=as_of,
             outcome_expected=outcome_expected,
+            hidden=hidden[p.product],
         )
         for p in products
     )
@@ -1966,6 +2225,7 @@ def compute_sustain(
         },
         notes=tuple(notes),
         outcome_data_expected=outcome_expected,
+        min_cell_size=min_cell,
     )
 
 
@@ -2036,8 +2296,9 @@ def run_sustain_report(
     evidence_paths
         results.json files (or report folders), matched to products by ``study.product``.
         When none are given, every ``results.json`` one or two folders below the products file
-        (e.g. ``rce-report/results.json`` written by ``rce analyze``, or ``runs/<run>/``) is used. A product's
-        own ``evidence`` key always wins; final (spring) evidence beats interim evidence.
+        (e.g. ``rce-report/results.json`` written by ``rce analyze``, or ``runs/<run>/``) is
+        used. A product's own ``evidence`` key always wins; final (spring) evidence beats
+        interim evidence.
     rules
         Sustain thresholds.
 

@@ -117,9 +117,9 @@ def test_cost_figures_exact_to_the_cent():
 
 
 def test_cost_per_user_half_cent_rounds_up():
-    # $1.00 over 8 habitual users = 0.125 -> 0.13 at output.
-    p = product(annual_cost=Decimal("1.00"), seats_purchased=8)
-    a = one(p, frame(usage("Tool", activated=8, active=8, habitual=8)))
+    # $2.00 over 16 habitual users = 0.125 -> 0.13 at output.
+    p = product(annual_cost=Decimal("2.00"), seats_purchased=16)
+    a = one(p, frame(usage("Tool", activated=16, active=16, habitual=16)))
     assert a.to_dict()["cost_per_habitual_user"] == 0.13
 
 
@@ -168,15 +168,15 @@ def test_sunset_saves_the_whole_cost_and_totals_add_up():
 # --- decision rule boundaries -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("activated", "fires"), [(10, False), (9, True)])
+@pytest.mark.parametrize(("activated", "fires"), [(100, False), (99, True)])
 def test_adoption_floor_boundary(activated, fires):
-    # 10 of 100 seats = exactly the 10% floor: does not fire; 9% does.
+    # 100 of 1,000 seats = exactly the 10% floor: does not fire; 9.9% does.
     rows = frame(usage("Tool", activated=activated, active=activated, habitual=activated))
-    a = one(product(), rows)
+    a = one(product(seats_purchased=1000), rows)
     assert ("adoption_floor" in a.rules_fired) is fires
     assert a.recommendation == ("sunset" if fires else "right-size")
     if fires:
-        assert any("9 of 100 seats (9.0%)" in r for r in a.reasons)
+        assert any("99 of 1000 seats (9.9%)" in r for r in a.reasons)
 
 
 def test_adoption_floor_does_not_override_passing_evidence():

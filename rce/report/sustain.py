@@ -84,6 +84,19 @@ def _num(value: Any, fmt: str = "{:.2f}") -> str:
     return "n/a" if value is None else fmt.format(value)
 
 
+#: What a suppressed figure reads in sustain.html, sustain.md and sustain.xlsx (null in JSON).
+SUPPRESSED = "suppressed"
+
+
+def _hidden(p: Mapping[str, Any], key: str) -> bool:
+    return key in p.get("suppressed", ())
+
+
+def _cell(p: Mapping[str, Any], key: str, fmt: Any) -> str:
+    """A product figure as text: "suppressed" when small-cell suppression hid it."""
+    return SUPPRESSED if _hidden(p, key) else fmt(p[key])
+
+
 def _effect_text(effect: Mapping[str, Any] | None) -> str:
     if not effect:
         return "no local estimate"
@@ -159,17 +172,17 @@ def _view(data: Mapping[str, Any]) -> dict[str, Any]:
         [
             p["product"],
             _int(p["seats_purchased"]),
-            _int(p["students_activated"]),
-            _int(p["students_active"]),
-            _int(p["students_habitual"]),
-            _pct(p["utilization_activated"]),
-            _pct(p["utilization_active"]),
-            _pct(p["utilization_habitual"]),
+            _cell(p, "students_activated", _int),
+            _cell(p, "students_active", _int),
+            _cell(p, "students_habitual", _int),
+            _cell(p, "utilization_activated", _pct),
+            _cell(p, "utilization_active", _pct),
+            _cell(p, "utilization_habitual", _pct),
             _money(p["cost_per_seat"]),
-            _money(p["cost_per_activated_user"]),
-            _money(p["cost_per_active_user"]),
-            _money(p["cost_per_habitual_user"]),
-            _num(p["price_index"]),
+            _cell(p, "cost_per_activated_user", _money),
+            _cell(p, "cost_per_active_user", _money),
+            _cell(p, "cost_per_habitual_user", _money),
+            _cell(p, "price_index", _num),
         ]
         for p in products
     ]
@@ -180,8 +193,8 @@ def _view(data: Mapping[str, Any]) -> dict[str, Any]:
             _pct((p["effect"] or {}).get("probability_meaningful")),
             p["evidence_verdict"],
             _tier(p["effect"]),
-            _money(p["cost_per_habitual_user_per_tenth_sd"]),
-            _money(p["cost_per_habitual_user_per_percentile_point"]),
+            _cell(p, "cost_per_habitual_user_per_tenth_sd", _money),
+            _cell(p, "cost_per_habitual_user_per_percentile_point", _money),
         ]
         for p in products
     ]
@@ -214,8 +227,8 @@ def _view(data: Mapping[str, Any]) -> dict[str, Any]:
             p["product"],
             o["product"],
             o["subject"],
-            "suppressed" if o["suppressed"] else _int(o["students_both"]),
-            "suppressed" if o["suppressed"] else _pct(o["share_of_active"]),
+            SUPPRESSED if o["suppressed"] else _int(o["students_both"]),
+            SUPPRESSED if o["suppressed"] else _pct(o["share_of_active"]),
         ]
         for p in products
         for o in p.get("overlaps", [])
@@ -302,24 +315,59 @@ def _rule_value(value: Any) -> str:
     return str(value)
 
 
+#: Most products a chart draws; with more, each chart shows the products with the largest annual
+#: cost (the decisions with the most money at stake) and says so. Every product is in the tables.
+CHART_MAX_PRODUCTS = {"cost": 30, "scatter": 20, "funnel": 10}
+
+
+def _chart_products(products: list[Mapping[str, Any]], kind: str) -> tuple[list[Any], str]:
+    """The products a chart draws, and a sentence stating the selection rule when it applies."""
+    limit = CHART_MAX_PRODUCTS[kind]
+    if len(products) <= limit:
+        return products, ""
+    order = sorted(range(len(products)),
+                   key=lambda i: (-(products[i]["annual_cost"] or 0), str(products[i]["product"])))
+    keep = sorted(order[:limit])  # file order among the chosen, as in the tables
+    return [products[i] for i in keep], (
+        f" The chart shows the {limit} products with the largest annual cost, of "
+        f"{len(products)}; every product is in the tables."
+    )
+
+
 def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
-    products = list(data["products"])
-    names = [p["product"] for p in products]
+    all_products = list(data["products"])
     figures: list[dict[str, str]] = []
 
+    products, rule = _chart_products(all_products, "cost")
+    names = [p["product"] for p in products]
     cost = [p["cost_per_habitual_user"] for p in products]
-    shown = [(n, c) for n, c in zip(names, cost, strict=True) if c is not None]
+    hidden = [_hidden(p, "cost_per_habitual_user") for p in products]
+    shown = [(n, c) for n, c, h in zip(names, cost, hidden, strict=True)
+             if c is not None and not h]
     dearest = max(shown, key=lambda t: t[1]) if shown else None
-    alt = "; ".join(f"{plain_text(n)}: {_money(c)}" for n, c in zip(names, cost, strict=True))
+    alt = "; ".join(
+        f"{plain_text(p['product'])}: {_cell(p, 'cost_per_habitual_user', _money)}"
+        for p in products
+    )
+    n_hidden = sum(hidden)
+    hidden_text = (
+        f" {n_hidden} product(s) with fewer than {_min_cell(data)} habitual users are marked "
+        "suppressed."
+        if n_hidden
+        else ""
+    )
     figures.append(
         {
             "title": "Annual cost per habitual student",
             "takeaway": (
                 f"{plain_text(dearest[0])} costs the most per habitual student "
-                f"({_money(dearest[1])})."
+                f"({_money(dearest[1])})"
+                + (" among the products whose figure is shown." if n_hidden else ".")
                 if dearest
                 else "No product has habitual users to divide the cost by."
-            ),
+                if not n_hidden
+                else "No cost per habitual student can be shown."
+            ) + hidden_text + rule,
             "alt": alt,
             "svg": "" if not shown else charts.bar_chart(
                 names,
@@ -329,13 +377,19 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
                 xlabel="dollars per habitual student per year",
                 horizontal=True,
                 value_format="${:,.2f}",
+                suppressed=hidden,
             ),
         }
     )
 
+    products, rule = _chart_products(all_products, "scatter")
     points = []
+    left_out = 0
     for p in products:
         effect = p["effect"]
+        if _hidden(p, "cost_per_habitual_user"):
+            left_out += 1
+            continue
         points.append(
             {
                 "label": p["product"],
@@ -351,6 +405,11 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
         + ("not estimated" if pt["y"] is None else f"{pt['y']:+.2f} ({pt['ci_low']:+.2f} to "
            f"{pt['ci_high']:+.2f})")
         for pt in points
+    )
+    left_text = (
+        f" {left_out} product(s) whose cost per habitual student is suppressed are not plotted."
+        if left_out
+        else ""
     )
     if not with_effect:
         figures.append(
@@ -370,7 +429,7 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
                 "takeaway": (
                     f"{len(with_effect)} of {len(points)} products have a local effect estimate; "
                     "products without one are listed under the chart."
-                ),
+                ) + left_text + rule,
                 "alt": alt,
                 "svg": charts.scatter_chart(
                     points,
@@ -384,9 +443,11 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
             }
         )
 
+    products, rule = _chart_products(all_products, "funnel")
     cats: list[str] = []
     vals: list[Any] = []
     cols: list[str] = []
+    flags: list[bool] = []
     for p in products:
         for level, key in (
             ("seats", "seats_purchased"),
@@ -398,25 +459,30 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
             cats.append(f"{level}: {p['product']}")
             vals.append(p[key])
             cols.append(_LEVEL_COLOURS[level])
+            flags.append(_hidden(p, key))
     alt = "; ".join(
         f"{plain_text(p['product'])}: {_int(p['seats_purchased'])} seats, "
-        f"{_int(p['students_activated'])} activated, {_int(p['students_active'])} active, "
-        f"{_int(p['students_habitual'])} habitual"
+        f"{_cell(p, 'students_activated', _int)} activated, "
+        f"{_cell(p, 'students_active', _int)} active, "
+        f"{_cell(p, 'students_habitual', _int)} habitual"
         for p in products
     )
     lowest = [
-        p for p in products if p["utilization_habitual"] is not None
+        p for p in all_products
+        if p["utilization_habitual"] is not None and not _hidden(p, "utilization_habitual")
     ]
     low = min(lowest, key=lambda p: p["utilization_habitual"]) if lowest else None
+    any_hidden = any(_hidden(p, "utilization_habitual") for p in all_products)
     figures.append(
         {
             "title": "Utilization funnel: seats, activated, active, habitual",
             "takeaway": (
-                f"{plain_text(low['product'])} has the lowest habitual use: "
-                f"{_pct(low['utilization_habitual'])} of its seats."
+                f"{plain_text(low['product'])} has the lowest habitual use"
+                + (" among the products whose figure is shown" if any_hidden else "")
+                + f": {_pct(low['utilization_habitual'])} of its seats."
                 if low
                 else "No product has both seats and usage to compare."
-            ),
+            ) + rule,
             "alt": alt,
             "svg": charts.bar_chart(
                 cats,
@@ -426,10 +492,17 @@ def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
                 xlabel="students (seats for the first bar of each product)",
                 horizontal=True,
                 colors=cols,
+                suppressed=flags,
             ),
         }
     )
     return figures
+
+
+def _min_cell(data: Mapping[str, Any]) -> str:
+    """The minimum cell size the figures were suppressed with (for chart sentences)."""
+    value = (data.get("privacy") or {}).get("min_cell_size")
+    return str(value) if value else "the minimum number of"
 
 
 # --- renderers --------------------------------------------------------------------------------
@@ -506,7 +579,11 @@ def _sheets(data: Mapping[str, Any]) -> dict[str, Any]:
     """One DataFrame per view; numbers stay numbers, money is already rounded to the cent."""
     import pandas as pd
 
-    products = list(data["products"])
+    # A suppressed figure is the text "suppressed" in its cell (Excel sums skip text), never
+    # an empty cell that could be mistaken for "not applicable".
+    products = [
+        {**p, **dict.fromkeys(p.get("suppressed", ()), SUPPRESSED)} for p in data["products"]
+    ]
     totals = data["totals"]
     frames: dict[str, pd.DataFrame] = {}
     frames["Totals"] = pd.DataFrame(
@@ -590,8 +667,9 @@ def _sheets(data: Mapping[str, Any]) -> dict[str, Any]:
     )
     frames["Overlap"] = pd.DataFrame(
         [
-            [p["product"], o["product"], o["subject"], o["students_both"], o["share_of_active"],
-             o["suppressed"]]
+            [p["product"], o["product"], o["subject"],
+             SUPPRESSED if o["suppressed"] else o["students_both"],
+             SUPPRESSED if o["suppressed"] else o["share_of_active"], o["suppressed"]]
             for p in products
             for o in p.get("overlaps", [])
         ],
