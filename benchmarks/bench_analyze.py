@@ -123,7 +123,8 @@ def stage_times(study: Path, out: Path) -> list[tuple[str, float]]:
 
     marks.append(("Reading the plan", time.perf_counter()))
     analyze(study_dir=study, out=out, timestamp=False,
-            progress=lambda text: marks.append((text, time.perf_counter())))
+            progress=lambda text, done=None: (
+                marks.append((text, time.perf_counter())) if done is None else None))
     marks.append(("end", time.perf_counter()))
     return [(marks[i][0], marks[i + 1][1] - marks[i][1]) for i in range(len(marks) - 1)]
 

@@ -16,7 +16,9 @@ from typing import Any
 from rce.config import Plan, UsageInput, check_plan, load_plan, plan_lock_status
 from rce.errors import ExitCode, PlanError, RceError
 
-Progress = Callable[[str], None] | None
+#: See :data:`rce.pipeline.Progress`: ``progress(stage)`` as each stage starts, and
+#: ``progress(stage, fraction)`` during a long one.
+Progress = Callable[..., None] | None
 
 DEFAULT_REPORT_DIRNAME = "rce-report"
 

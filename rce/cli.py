@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 # One BLAS thread: on small machines shared with other work, multi-threaded BLAS is slower, and a
 # fixed thread count makes floating-point sums -- and so results.json -- the same on every machine.
@@ -172,20 +173,25 @@ def analyze(
     """Run the whole evaluation and write report.html, report.md, results.json, tables and a manifest."""
     from rce import api
 
-    with translate_errors(fmt.value):
-        outcome = api.analyze(
-            study_dir=study_dir,
-            scores=scores or [],
-            usage=usage or [],
-            roster=roster or [],
-            config=config,
-            out=out,
-            outcome_window=outcome_window,
-            min_match_rate=min_match_rate,
-            per_student=per_student,
-            timestamp=not no_timestamp,
-            progress=None if quiet or fmt == TextJson.json else _progress_printer(),
-        )
+    printer = None if quiet or fmt == TextJson.json else _progress_printer()
+    try:
+        with translate_errors(fmt.value):
+            outcome = api.analyze(
+                study_dir=study_dir,
+                scores=scores or [],
+                usage=usage or [],
+                roster=roster or [],
+                config=config,
+                out=out,
+                outcome_window=outcome_window,
+                min_match_rate=min_match_rate,
+                per_student=per_student,
+                timestamp=not no_timestamp,
+                progress=printer,
+            )
+    finally:
+        if printer is not None:
+            printer.close()
     if per_student:
         _stderr().print(
             "[bold yellow]warning:[/] per-student output written; it identifies students. "
@@ -469,15 +475,47 @@ def randomize(
 
 
 def _progress_printer() -> Any:
-    """A callback that shows one line per pipeline stage on stderr, only on a terminal."""
+    """A callback that shows one line per pipeline stage on stderr and a bar for a long stage
+    (the dosage pass over the usage files), only on a terminal."""
     err = _stderr()
     if not err.is_terminal:
         return None
+    return _StageProgress(err)
 
-    def report(stage: str) -> None:
-        err.print(f"[dim]… {stage}[/]")
 
-    return report
+class _StageProgress:
+    """``progress(stage)`` prints the stage; ``progress(stage, fraction)`` draws its bar."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.bar: Any = None
+        self.task: Any = None
+        self.lock = threading.Lock()
+
+    def __call__(self, stage: str, fraction: float | None = None) -> None:
+        with self.lock:
+            if fraction is None:
+                self.close()
+                self.console.print(f"[dim]… {stage}[/]")
+                return
+            if self.bar is None:
+                from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+                self.bar = Progress(
+                    TextColumn("  {task.description}"),
+                    BarColumn(),
+                    TaskProgressColumn(),
+                    console=self.console,
+                    transient=True,
+                )
+                self.task = self.bar.add_task("usage rows read", total=1.0)
+                self.bar.start()
+            self.bar.update(self.task, completed=fraction)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 def _print_analysis_summary(outcome: Any) -> None:

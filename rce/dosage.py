@@ -115,6 +115,7 @@ CLUSTER_METHOD = (
 MIN_CLUSTER_STUDENTS = 10
 _SILHOUETTE_SAMPLE = 2000
 _DAY_LEVEL = ("event", "lesson", "daily")
+_MEASURES = ("minutes", "sessions", "lessons_completed", "lessons_passed")
 _MONTHLY_MEASURES = (
     "minutes",
     "sessions",
@@ -290,7 +291,10 @@ def connect(plan: Plan) -> Iterator[duckdb.DuckDBPyConnection]:
             ) from None
         con.execute(f"SET temp_directory = {q.lit(tmp)}")
         con.execute("SET preserve_insertion_order = false")
-        con.execute("SET enable_progress_bar = false")  # never write to the user's terminal
+        # DuckDB tracks progress (for query_progress) but never draws on the user's terminal.
+        con.execute("SET enable_progress_bar = true")
+        con.execute("SET enable_progress_bar_print = false")
+        con.execute("SET progress_bar_time = 0")
         con.execute("SET TimeZone = 'UTC'")
         if plan.engine.threads > 0:
             con.execute(f"SET threads = {int(plan.engine.threads)}")
@@ -328,6 +332,114 @@ def _expand_paths(src: UsageSource, plan: Plan) -> list[str]:
             files.append(resolved)
     # The same file listed twice (two overlapping globs) is read once.
     return list(dict.fromkeys(files))
+
+
+#: Years covered by the fast time-zone conversion (:func:`utc_offset_segments`); instants outside
+#: them use DuckDB's conversion.
+_TZ_FIRST_YEAR, _TZ_END_YEAR = 2000, 2041
+_TZ_SEGMENTS: dict[str, q.Segments | None] = {}
+
+
+def utc_offset_segments(con: duckdb.DuckDBPyConnection, tz: str) -> q.Segments | None:
+    """The UTC offsets of ``tz`` from 2000 to 2040 as segments, or None to convert per row.
+
+    The transitions come from Python's time-zone database (found day by day, then to the
+    second); they are used only if DuckDB's own time-zone data gives the same offset at noon UTC
+    of every day and on both sides of every transition, so the fast conversion is exactly
+    DuckDB's (cached per zone for the process).
+    """
+    if tz in _TZ_SEGMENTS:
+        return _TZ_SEGMENTS[tz]
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    segments: q.Segments | None = None
+    try:
+        zone = ZoneInfo(tz)
+    except (ValueError, OSError, KeyError):  # an unknown name: DuckDB reports it
+        zone = None
+    if zone is not None:
+        start = datetime(_TZ_FIRST_YEAR, 1, 1, tzinfo=UTC)
+        end = datetime(_TZ_END_YEAR, 1, 1, tzinfo=UTC)
+
+        def offset(t: datetime) -> int:
+            return int(t.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]
+
+        starts = [(start, offset(start))]
+        noons = []
+        day = start + timedelta(hours=12)
+        prev_t, prev_o = start, starts[0][1]
+        while day < end:
+            o = offset(day)
+            noons.append((day, o))
+            if o != prev_o:  # a transition in (prev_t, day]: bisect to the second
+                lo, hi = prev_t, day
+                while hi - lo > timedelta(seconds=1):
+                    mid = lo + (hi - lo) / 2
+                    mid = mid.replace(microsecond=0)
+                    if mid <= lo:
+                        mid = lo + timedelta(seconds=1)
+                    if offset(mid) == prev_o:
+                        lo = mid
+                    else:
+                        hi = mid
+                starts.append((hi, o))
+            prev_t, prev_o = day, o
+            day += timedelta(days=1)
+        checks = noons + [(t, o) for t, o in starts[1:]]
+        checks += [(t - timedelta(seconds=1), starts[i][1]) for i, (t, _) in enumerate(starts[1:])]
+        check = pd.DataFrame(
+            {
+                "t": [t.replace(tzinfo=None) for t, _ in checks],
+                "o": [o for _, o in checks],
+            }
+        )
+        con.register("rce_tz_check", check)
+        bad = _run(
+            con,
+            f"""SELECT count(*) FROM rce_tz_check WHERE
+                epoch(timezone({q.lit(tz)}, timezone('UTC', t))) - epoch(t) <> o""",
+        ).fetchall()[0][0]
+        con.unregister("rce_tz_check")
+        if bad == 0:
+            fmt = "%Y-%m-%d %H:%M:%S"
+            segments = (
+                tuple((t.strftime(fmt), o) for t, o in starts),
+                end.strftime(fmt),
+            )
+    _TZ_SEGMENTS[tz] = segments
+    return segments
+
+
+@contextlib.contextmanager
+def _watch_progress(
+    con: duckdb.DuckDBPyConnection, progress: Callable[[float], None] | None
+) -> Iterator[None]:
+    """Report DuckDB's progress on the statement run inside the block, from a polling thread."""
+    if progress is None:
+        yield
+        return
+    import threading
+
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.5):
+            try:
+                pct = con.query_progress()
+            except duckdb.Error:  # the statement ended between two polls
+                return
+            if pct >= 0:
+                progress(min(pct, 100.0) / 100.0)
+
+    watcher = threading.Thread(target=poll, name="rce-dosage-progress", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+    progress(1.0)
 
 
 def _engine_error(exc: Exception, files: Sequence[str]) -> InputFileError:
@@ -386,6 +498,18 @@ class _Prepared:
     monthly: dict[tuple[int, int], dict[str, str]] = field(default_factory=dict)
     ignored_measures: tuple[str, ...] = ()
     formats: tuple[str, ...] = ()
+
+    @property
+    def measures(self) -> list[str]:
+        """The measures this export has, of minutes, sessions and lessons completed / passed."""
+        if self.monthly:
+            have = {m for v in self.monthly.values() for m in v}
+            have = {"minutes" if m == "avg_weekly_minutes" else m for m in have}
+        else:
+            have = set(self.cols)
+            if self.src.granularity == "lesson":
+                have.add("lessons_completed")  # a lesson log row is one completed lesson
+        return [m for m in _MEASURES if m in have]
 
 
 def _describe(con: duckdb.DuckDBPyConnection, src: UsageSource, files: list[str]) -> dict[str, str]:
@@ -532,7 +656,9 @@ def _active_expr(p: _Prepared) -> str:
     return "(" + " OR ".join(f"coalesce({c}, 0) > 0" for c in used) + ")" if used else "TRUE"
 
 
-def _source_sql(p: _Prepared, plan: Plan, idx: int, salt: int = 0) -> str:
+def _source_sql(
+    p: _Prepared, plan: Plan, idx: int, salt: int = 0, segments: q.Segments | None = None
+) -> str:
     """SQL for one source: rows -> de-duplicated -> student-day by the raw ID's hash."""
     src, types, cols = p.src, p.types, p.cols
     reader = q.read_expr(p.files, src.file_format, src.delimiter, src.encoding)
@@ -571,9 +697,11 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int, salt: int = 0) -> str:
             h = cols["timestamp"]
             t = types[h]
             if t.upper() == "VARCHAR":
-                dk = q.local_date_from_text_ts(q.ident(h), p.formats, src.timestamp_tz, tz)
+                off, ts = q.text_ts_columns(q.ident(h), p.formats)
+                reader = f"(SELECT *, {ts} FROM (SELECT *, {off} FROM {reader}))"
+                dk = q.local_date_from_text_ts(src.timestamp_tz, tz, segments)
             else:
-                dk = q.local_date_from_typed(q.ident(h), t, src.timestamp_tz, tz)
+                dk = q.local_date_from_typed(q.ident(h), t, src.timestamp_tz, tz, segments)
                 if not dk:
                     raise LayoutError(
                         f"timestamp column {h!r} holds {t}, not date-times",
@@ -612,15 +740,8 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int, salt: int = 0) -> str:
     # by a 64-bit hash of the whole row, so a false match needs a hash collision between two
     # rows of the same student and day (probability ~ k^2 / 2^64 for k rows that day).
     # Only measures the export has are carried through the two big aggregations.
-    measures = ("minutes", "sessions", "lessons_completed", "lessons_passed")
-    if p.monthly:
-        have = {m for v in p.monthly.values() for m in v}
-        have = {"minutes" if m == "avg_weekly_minutes" else m for m in have}
-    else:
-        have = {m for m in measures if m in cols}
-        if src.granularity == "lesson":
-            have.add("lessons_completed")
-    present = [m for m in measures if m in have]
+    measures = _MEASURES
+    present = p.measures
     row_product = "product" in cols
     grp = "rid, product, dk" if row_product else "rid, dk"
     carried = present + (["flag_active"] if "active" in cols else [])
@@ -656,25 +777,26 @@ def _source_sql(p: _Prepared, plan: Plan, idx: int, salt: int = 0) -> str:
         f" LEFT JOIN {ID_MAP} m ON d.rid = m.hid" if "student_id" in src.dedupe_keys else ""
     )
     active = _active_expr(p)
+    # (a FILTER that is always true still costs a test per row, so it is left out)
+    use = "" if keep == active == "TRUE" else " FILTER (kept AND active)"
     if p.unit in ("row", "student-day") or (
         "sessions" not in present and src.granularity in _DAY_LEVEL
     ):
-        sess = "count(*) FILTER (kept AND active)"  # daily rows: one session per active row
+        sess = f"count(*){use}"  # daily rows: one session per active row
     elif "sessions" in present:
-        sess = "coalesce(sum(sessions) FILTER (kept AND active), 0)"
+        sess = f"coalesce(sum(sessions){use}, 0)"
     else:
-        sess = "coalesce(sum(lessons_completed) FILTER (kept AND active), 0)"
+        sess = f"coalesce(sum(lessons_completed){use}, 0)"
     sums = "".join(
-        f", sum({m}) FILTER (kept AND active) AS {m}"
-        if m in present
-        else f", CAST(NULL AS DOUBLE) AS {m}"
+        f", sum({m}){use} AS {m}" if m in present else f", CAST(NULL AS DOUBLE) AS {m}"
         for m in measures
     )
+    n_kept = "count(*)" if keep == "TRUE" else "count(*) FILTER (kept)"
     l0 = f"""
         WITH r AS ({rows_sql}),
         d AS ({dedup}),
         k AS (SELECT d.*, {keep} AS kept, {active} AS active FROM d{key_join})
-        SELECT {grp}, sum(n) AS n_read, count(*) FILTER (kept) AS n_kept,
+        SELECT {grp}, sum(n) AS n_read, {n_kept} AS n_kept,
                {sess} AS sess{sums}
         FROM k GROUP BY {grp}
     """
@@ -783,6 +905,7 @@ def compute_dosage(
     windows: pd.DataFrame | None = None,
     id_map: IdMap = None,
     seats: dict[str, int] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> DosageResult:
     """Compute per-student dosage from usage exports, in DuckDB, by the plan's definition.
 
@@ -805,6 +928,9 @@ def compute_dosage(
         normalised usage ID is the student ID.
     seats
         Licenses purchased per product, for :func:`utilization`.
+    progress
+        Called about twice a second, from another thread, with the share (0..1) of the usage
+        rows DuckDB has read in the main pass (for a progress bar).
 
     Returns
     -------
@@ -827,17 +953,13 @@ def compute_dosage(
     with connect(plan) as con:
         prepared, files, merge = reader_stage(con, sources, plan, id_map)
         window_rule = _window_sql(con, plan, windows, notes, keyed=True)
-        sql = aggregation_sql(thr, merge, window_rule)
-        # Student keys become student IDs again only on the small result tables.
-        for name in ("per", "monthly"):
-            sql[name] = (
-                f"SELECT st.student_id, x.* EXCLUDE (student_id) FROM ({sql[name]}) x "
-                f"JOIN {STUDENTS} st ON x.student_id = st.sk"
-                + (" ORDER BY x.product, x.student_id, x.month" if name == "monthly" else "")
-            )
+        measures = [m for m in ("minutes", "lessons_completed", "lessons_passed")
+                    if any(m in p.measures for p in prepared)]
+        sql = aggregation_sql(thr, merge, window_rule, measures)
         # Student-month level with the window applied; rows outside it, unmatched rows and
         # unreadable dates are carried only as counts. One pass, streaming from the files.
-        _run(con, f"CREATE TEMP TABLE mo_all AS {sql['mo_all']}", files)
+        with _watch_progress(con, progress):
+            _run(con, f"CREATE TEMP TABLE mo_all AS {sql['mo_all']}", files)
         acct = _run(con, sql["accounting"]).fetchall()[0]
         unmatched_rows = _run(con, sql["unmatched"]).fetchall()
         source_masks = _run(con, sql["product_sources"]).fetchall()
@@ -845,10 +967,16 @@ def compute_dosage(
         per = _arrow(con, sql["per"])
         monthly = _arrow(con, sql["monthly"])
         trend = _arrow(con, sql["trend"])
+        students = _arrow(con, f"SELECT student_id FROM {STUDENTS} ORDER BY sk")
 
     # Results leave DuckDB as Arrow tables and become pandas frames only after the connection
     # (and its buffer pool) is closed, so the two never hold memory at the same time.
     per, monthly, trend = (_to_pandas(t) for t in (per, monthly, trend))
+    # Student keys become student IDs again only on the result tables (key = position).
+    ids = _to_pandas(students)["student_id"].astype("str")
+    per, monthly = (
+        t.assign(student_id=ids.take(t["student_id"].to_numpy()).to_numpy()) for t in (per, monthly)
+    )
     product_sources = {
         str(prod): [i for i in range(len(prepared)) if (int(mask) >> i) & 1]
         for prod, mask in source_masks
@@ -897,8 +1025,9 @@ def reader_stage(
     files = [f for p in prepared for f in p.files]
     keys = _id_keys(_raw_usage_ids(con, prepared), id_map)
     salt, many_to_one = _register_ids(con, keys)
+    segments = utc_offset_segments(con, plan.study.timezone)
     union = " UNION ALL ".join(
-        f"({_source_sql(p, plan, i, salt)})" for i, p in enumerate(prepared)
+        f"({_source_sql(p, plan, i, salt, segments)})" for i, p in enumerate(prepared)
     )
     names = [p.src.product for p in prepared]
     # Rows of one student-day meet again only when several exports feed one product or
@@ -952,12 +1081,12 @@ def _id_keys(raw: pd.Series, id_map: IdMap) -> pd.DataFrame:
 def _register_ids(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> tuple[int, bool]:
     """Create :data:`ID_MAP` and :data:`STUDENTS`; return the hash salt and whether several
     raw IDs share a student."""
+    codes, uniques = pd.factorize(keys["student_id"], sort=True)
     students = pd.DataFrame(
-        {"student_id": sorted(keys["student_id"].dropna().unique())}, dtype="str"
+        {"student_id": pd.Series(uniques, dtype="str"), "sk": np.arange(len(uniques), dtype="int32")}
     )
-    students["sk"] = np.arange(len(students), dtype="int32")
-    sk = keys["student_id"].map(pd.Series(students["sk"].to_numpy(), index=students["student_id"]))
-    con.register("rce_ids_in", keys.assign(sk=sk.astype("Int32")))
+    sk = pd.Series(codes, dtype="int32").where(codes >= 0).astype("Int32")
+    con.register("rce_ids_in", keys.assign(sk=sk))
     con.register("rce_students_in", students)
     _run(con, f"CREATE OR REPLACE TEMP TABLE {STUDENTS} AS SELECT * FROM rce_students_in")
     # Distinct raw IDs must keep distinct hashes; a collision (about n^2 / 2^65 for n IDs)
@@ -985,7 +1114,12 @@ def _register_ids(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> tuple[i
 ROWS_RELATION = "rce_rows"
 
 
-def aggregation_sql(thr: int, merge: bool, window_rule: dict[str, Any]) -> dict[str, str]:
+def aggregation_sql(
+    thr: int,
+    merge: bool,
+    window_rule: dict[str, Any],
+    measures: Sequence[str] = ("minutes", "lessons_completed", "lessons_passed"),
+) -> dict[str, str]:
     """The dosage definition after the reader stage, as DuckDB SQL (one text for every engine).
 
     Each value is a SELECT statement. ``mo_all`` reads :data:`ROWS_RELATION`; ``accounting``,
@@ -1005,16 +1139,22 @@ def aggregation_sql(thr: int, merge: bool, window_rule: dict[str, Any]) -> dict[
     window_rule
         From the window stage: ``join`` (a join of alias ``d`` to the windows relation
         ``rce_windows_in``), ``w_lo`` / ``w_hi`` (DATE expressions).
+    measures
+        The measures some export has (of minutes, lessons_completed, lessons_passed); the
+        others are NULL in every row and are not aggregated.
     """
     j = ROWS_RELATION
+
+    def total(m: str, agg: str = "sum") -> str:
+        return f"{agg}({m}) AS {m}" if m in measures else f"CAST(NULL AS DOUBLE) AS {m}"
+
     if merge:
         day_level = f"""SELECT student_id, product, gran, day, reason,
               bit_or(CAST(1 AS BIGINT) << src) AS srcs,
               CASE WHEN any_value(unit) = 'student-day' THEN CAST(sum(sess) > 0 AS BIGINT)
                    ELSE CAST(sum(sess) AS BIGINT) END AS sess,
-              sum(n_read) AS n_read, sum(n_kept) AS n_kept, sum(minutes) AS minutes,
-              sum(lessons_completed) AS lessons_completed,
-              sum(lessons_passed) AS lessons_passed
+              sum(n_read) AS n_read, sum(n_kept) AS n_kept, {total("minutes")},
+              {total("lessons_completed")}, {total("lessons_passed")}
             FROM {j} j GROUP BY student_id, product, gran, day, reason"""
     else:
         day_level = f"""SELECT student_id, product, gran, day, reason,
@@ -1033,29 +1173,26 @@ def aggregation_sql(thr: int, merge: bool, window_rule: dict[str, Any]) -> dict[
           FROM d {window_rule["join"]}),
         f AS (
           SELECT *, reason IS NULL AND day IS NOT NULL
-                    AND (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win
+                    AND (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win,
+                 CASE WHEN sess > 0 THEN day END AS use_day,
+                 CASE WHEN sess > 0 AND gran IN ('event', 'lesson', 'daily') THEN 1 ELSE 0 END
+                   AS active_day
           FROM dw)
         SELECT student_id, product, reason, CAST(date_trunc('month', day) AS DATE) AS month,
-          bit_or(srcs) AS srcs,
-          sum(n_read) AS n_read, sum(n_kept) AS n_kept,
-          count(*) FILTER (WHERE in_win) AS n_in,
-          coalesce(sum(n_kept) FILTER (WHERE NOT in_win), 0) AS n_out,
-          coalesce(sum(sess) FILTER (WHERE in_win), 0) AS sessions,
-          sum(minutes) FILTER (WHERE in_win) AS minutes,
-          count(*) FILTER (WHERE in_win AND sess > 0 AND gran IN ('event', 'lesson', 'daily'))
-            AS active_days,
-          sum(lessons_completed) FILTER (WHERE in_win) AS lessons_completed,
-          sum(lessons_passed) FILTER (WHERE in_win) AS lessons_passed,
-          min(day) FILTER (WHERE in_win AND sess > 0) AS first_day,
-          max(day) FILTER (WHERE in_win AND sess > 0) AS last_day,
+          in_win, bit_or(srcs) AS srcs, sum(n_read) AS n_read, sum(n_kept) AS n_kept,
+          coalesce(sum(sess), 0) AS sessions, {total("minutes")},
+          sum(active_day) AS active_days, {total("lessons_completed")},
+          {total("lessons_passed")}, min(use_day) AS first_day, max(use_day) AS last_day,
           min(lo) AS lo, max(hi) AS hi, any_value(w_lo) AS w_lo, any_value(w_hi) AS w_hi
-        FROM f GROUP BY student_id, product, reason, CAST(date_trunc('month', day) AS DATE)"""
+        FROM f
+        GROUP BY student_id, product, reason, CAST(date_trunc('month', day) AS DATE), in_win"""
     return {
         "mo_all": mo_all,
         "accounting": """SELECT coalesce(sum(n_read), 0) AS n_read,
              coalesce(sum(n_read - n_kept), 0) AS n_dedup,
              coalesce(sum(n_kept) FILTER (WHERE reason IS NULL AND month IS NULL), 0) AS n_bad,
-             coalesce(sum(n_out) FILTER (WHERE reason IS NULL AND month IS NOT NULL), 0) AS n_out
+             coalesce(sum(n_kept) FILTER (WHERE reason IS NULL AND month IS NOT NULL
+                                          AND NOT in_win), 0) AS n_out
            FROM mo_all""",
         "unmatched": "SELECT reason, sum(n_kept) AS n FROM mo_all WHERE reason IS NOT NULL "
         "GROUP BY reason ORDER BY reason",
@@ -1064,7 +1201,7 @@ def aggregation_sql(thr: int, merge: bool, window_rule: dict[str, Any]) -> dict[
         "mo": f"""SELECT student_id, product, month, sessions, minutes, active_days,
           lessons_completed, lessons_passed, sessions >= {int(thr)} AS habitual, first_day,
           last_day
-        FROM mo_all WHERE reason IS NULL AND month IS NOT NULL AND n_in > 0""",
+        FROM mo_all WHERE reason IS NULL AND month IS NOT NULL AND in_win""",
         "per": f"""WITH a AS (SELECT * FROM mo_all WHERE reason IS NULL AND month IS NOT NULL),
             k AS (SELECT student_id, product, any_value(w_lo) AS w_lo,
                               any_value(w_hi) AS w_hi FROM a GROUP BY student_id, product),
@@ -1371,11 +1508,11 @@ def finish_per_student(
 
 
 def _finish_monthly(monthly: pd.DataFrame, products: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    day_level = monthly["product"].map({k: v["day_level"] for k, v in products.items()})
+    day_level = monthly["product"].isin([k for k, v in products.items() if v["day_level"]])
     return monthly.assign(
         sessions=monthly["sessions"].astype("int64"),
         minutes=monthly["minutes"].astype("float64"),
-        active_days=monthly["active_days"].astype("Int64").where(day_level.astype(bool)),
+        active_days=monthly["active_days"].astype("Int64").where(day_level),
         lessons_completed=monthly["lessons_completed"].astype("float64"),
         lessons_passed=monthly["lessons_passed"].astype("float64"),
         habitual=monthly["habitual"].astype(bool),

@@ -19,7 +19,10 @@ import pandas as pd
 from rce.config import LockStatus, Plan, file_sha256
 from rce.errors import DataError, RceError
 
-Progress = Callable[[str], None] | None
+#: Told the name of each stage as it starts (``progress(stage)``) and, during a long stage, the
+#: share of it done (``progress(stage, fraction)``, fraction in 0..1, possibly from another
+#: thread).
+Progress = Callable[..., None] | None
 
 #: Outcome measures the analyses understand, with their analysis-frame columns.
 MEASURE_COLUMNS = {
@@ -147,9 +150,9 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     scores = rio.load_assessments(plan.inputs.scores, plan)
     analysis = build_analysis_frame(roster, scores, plan)
 
-    _stage(progress, "Computing dosage from the usage files")
+    _stage(progress, DOSAGE_STAGE)
     windows = analysis.frame[["student_id", "baseline_date", "outcome_date"]]
-    sources, dose = _compute_dosage(plan, roster, windows)
+    sources, dose = _compute_dosage(plan, roster, windows, progress)
     product = _treatment_product(plan, dose)
     frame = dosage_mod.attach_dosage(analysis.frame, dose, product)
 
@@ -349,7 +352,12 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     )
 
 
-def _compute_dosage(plan: Plan, roster: Any, windows: pd.DataFrame) -> tuple[list[Any], Any]:
+DOSAGE_STAGE = "Computing dosage from the usage files"
+
+
+def _compute_dosage(
+    plan: Plan, roster: Any, windows: pd.DataFrame, progress: Progress = None
+) -> tuple[list[Any], Any]:
     """Usage -> dosage on the plan's engine (one definition: rce.dosage.aggregation_sql)."""
     from rce import dosage as dosage_mod
     from rce import io as rio
@@ -385,6 +393,7 @@ def _compute_dosage(plan: Plan, roster: Any, windows: pd.DataFrame) -> tuple[lis
         plan=plan,
         windows=windows,
         id_map=lambda usage_ids: resolve_ids(usage_ids, roster.frame),
+        progress=(lambda done: progress(DOSAGE_STAGE, done)) if progress is not None else None,
     )
 
 

@@ -2263,6 +2263,59 @@ def _analyse_inline(p: Product, plan: Plan, resolve: Any) -> Evidence:
     return replace(ev, product=p.product)
 
 
+#: Usage exports one ``rce.dosage.compute_dosage`` call accepts (each is one bit of a 64-bit
+#: signed mask there).
+MAX_EXPORTS_PER_DOSAGE_RUN = 63
+
+
+def _batches(sources: Sequence[Any], limit: int = MAX_EXPORTS_PER_DOSAGE_RUN) -> list[list[Any]]:
+    """Usage sources in runs of at most ``limit``, all exports of one product in the same run.
+
+    A product's exports must meet in one run (its student-days are merged across them); a
+    product with more than ``limit`` exports gets a run of its own, where rce.dosage says how
+    to stitch them.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as S
+    >>> srcs = [S(product=p) for p in "AABBBC"]
+    >>> [[s.product for s in b] for b in _batches(srcs, limit=4)]
+    [['A', 'A', 'C'], ['B', 'B', 'B']]
+    """
+    groups: dict[str, list[Any]] = {}
+    for src in sources:
+        groups.setdefault(src.product, []).append(src)
+    batches: list[list[Any]] = []
+    for group in groups.values():
+        # First fit, in file order: few runs, and the same batches for the same products file.
+        for batch in batches:
+            if len(batch) + len(group) <= limit:
+                batch.extend(group)
+                break
+        else:
+            batches.append(list(group))
+    return batches
+
+
+def _per_student_in_batches(
+    sources: Sequence[Any], plan: Plan, seats: Mapping[str, int], compute: Any
+) -> pd.DataFrame:
+    """Per-student dosage of every product, in as few dosage runs as the export limit allows.
+
+    Each product's figures come from its own exports only (no ID map across products), so a
+    product's rows are the same whichever run computes them.
+    """
+    frames = []
+    for batch in _batches(sources):
+        names = {s.product for s in batch}
+        dosage = compute(batch, plan=plan, seats={k: v for k, v in seats.items() if k in names})
+        frames.append(dosage.per_student)
+    filled = [f for f in frames if len(f)]
+    if len(filled) <= 1:
+        return filled[0] if filled else frames[0]
+    return pd.concat(filled, ignore_index=True)
+
+
 class SustainRun(NamedTuple):
     """What :func:`run_sustain_report` returns (unpacks as ``result, files, json_text``)."""
 
@@ -2326,7 +2379,8 @@ def run_sustain_report(
             rules = rules_from_mapping(configured)
     products_path = Path(products_path)
     products = read_products(products_path)
-    base = products_path.parent
+    # Absolute, so that usage paths are not resolved a second time against the plan's folder.
+    base = products_path.parent.absolute()
 
     def resolve(rel: str) -> str:
         p = Path(rel).expanduser()
@@ -2393,8 +2447,7 @@ def run_sustain_report(
         )
         sources = usage_sources(usage_plan)
         seats = {p.product: p.seats_purchased for p in products if p.seats_purchased}
-        dosage = compute_dosage(sources, plan=usage_plan, seats=seats)
-        per_student = dosage.per_student
+        per_student = _per_student_in_batches(sources, usage_plan, seats, compute_dosage)
     else:
         per_student = pd.DataFrame(
             {"student_id": [], "product": [], "sessions": [], "usage_level": []}

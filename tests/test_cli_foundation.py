@@ -129,3 +129,23 @@ def test_interrupt_exits_130(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
     assert b"Traceback" not in err
+
+
+def test_stage_progress_draws_a_bar_for_a_long_stage_and_closes_it():
+    import io
+
+    from rich.console import Console
+
+    from rce.cli import _StageProgress
+
+    out = io.StringIO()
+    printer = _StageProgress(Console(file=out, force_terminal=True, width=80))
+    printer("Reading the roster")
+    printer("Computing dosage", 0.25)
+    printer("Computing dosage", 0.75)
+    assert printer.bar is not None
+    printer("Subgroup gaps")  # the next stage removes the bar
+    assert printer.bar is None
+    printer.close()
+    text = out.getvalue()
+    assert "Reading the roster" in text and "Subgroup gaps" in text

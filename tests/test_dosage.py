@@ -561,3 +561,15 @@ def test_habitual_months_match_the_sample_generators_truth():
     quirks = truth["quirks"]["lessons_ela"]
     assert dose.rows_deduplicated == quirks["exact_duplicate_rows"]  # 24
     assert dose.rows_unmatched == {"not_in_roster": quirks["rows_for_ids_not_in_roster"]}  # 227
+
+
+def test_progress_is_reported_from_zero_to_one(tmp_path):
+    rows = []
+    for i in range(200):
+        rows += lessons(str(1000 + i), ["09/03/2024", "09/04/2024", "10/01/2024"])
+    src = lesson_source(write(tmp_path, "u.csv", rows))
+    seen: list[float] = []
+    res = compute_dosage([src], plan=plan(), progress=seen.append)
+    assert len(res.per_student) == 200
+    assert seen and seen[-1] == 1.0
+    assert all(0.0 <= f <= 1.0 for f in seen)

@@ -234,3 +234,11 @@ def test_parse_dates_round_trip(d):
 def test_parse_dates_empty_and_all_blank(n):
     out = nz.parse_dates(pd.Series([None] * n, dtype="str"))
     assert len(out) == n and out.isna().all()
+
+
+def test_huge_exponent_is_not_expanded():
+    """An ID such as 1E999999999 stays text (expanding it would build a billion digits)."""
+    from rce.io.normalize import normalize_student_id
+
+    got = normalize_student_id(pd.Series(["1E999999999", "4.512E+05", "0E00"], dtype="str"))
+    assert got.tolist() == ["1E999999999", "451200", "0"]

@@ -25,7 +25,9 @@ import pandas as pd
 
 # --- student IDs --------------------------------------------------------------------------------
 
-_SCI = re.compile(r"^[+-]?\d+(\.\d+)?[eE][+]?\d+$")
+#: Scientific notation of an integer as Excel writes long IDs (4.512E+05). Exponents above 99
+#: are not IDs (and expanding 1E999999999 would build a billion-digit string).
+_SCI = re.compile(r"^[0-9]+(\.[0-9]+)?[eE][+]?[0-9]{1,2}$")
 
 
 def _expand_sci(value: str) -> str:
@@ -59,11 +61,11 @@ def normalize_student_id(series: pd.Series) -> pd.Series:
     s = series.astype("str") if not pd.api.types.is_string_dtype(series) else series
     s = s.str.strip()
     s = s.where(s != "")
-    s = s.str.replace(r"^(\d+)\.0+$", r"\1", regex=True)
+    s = s.str.replace(r"^([0-9]+)\.0+$", r"\1", regex=True)
     sci = s.str.match(_SCI.pattern).fillna(False).astype(bool)
     if sci.any():
         s = s.where(~sci, s[sci].map(_expand_sci))
-    digits = s.str.fullmatch(r"\d+").fillna(False).astype(bool)
+    digits = s.str.fullmatch(r"[0-9]+").fillna(False).astype(bool)
     if digits.any():
         stripped = s.str.lstrip("0")
         stripped = stripped.where(stripped != "", "0")
