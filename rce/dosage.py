@@ -305,7 +305,9 @@ def connect(plan: Plan) -> Iterator[duckdb.DuckDBPyConnection]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _expand_paths(src: UsageSource, plan: Plan) -> list[str]:
+def expand_usage_paths(src: UsageSource, plan: Plan) -> list[str]:
+    """The files of a usage source: plan-relative paths resolved, globs expanded (sorted), each
+    file once; a missing file, a folder or a pattern matching nothing is an InputFileError."""
     files: list[str] = []
     for p in src.paths:
         resolved = str(plan.resolve(p))
@@ -558,7 +560,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, src: UsageSource, plan: Plan) -> _P
             where=where,
             hint="Map date (or timestamp) to the date header in the plan's [columns].",
         )
-    files = _expand_paths(src, plan)
+    files = expand_usage_paths(src, plan)
     types = _describe(con, src, files)
     wanted = [(canon, header) for canon, header in src.columns.items()]
     wanted += [(m[2], header) for header, m in src.monthly_columns.items()]

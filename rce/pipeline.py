@@ -63,6 +63,8 @@ def _display_path(path: Path | str, plan: Plan) -> str:
 
 
 def _input_records(plan: Plan, roster: Any, scores: Any, sources: Sequence[Any]) -> list[dict]:
+    from rce.dosage import expand_usage_paths
+
     records: list[dict[str, Any]] = []
     for kind, loaded in (("roster", roster), ("scores", scores)):
         for rep in loaded.files:
@@ -76,7 +78,7 @@ def _input_records(plan: Plan, roster: Any, scores: Any, sources: Sequence[Any])
                 }
             )
     for src in sources:
-        for p in _source_files(src, plan):
+        for p in expand_usage_paths(src, plan):
             records.append(
                 {
                     "path": _display_path(p, plan),
@@ -89,10 +91,6 @@ def _input_records(plan: Plan, roster: Any, scores: Any, sources: Sequence[Any])
     return records
 
 
-def _source_files(src: Any, plan: Plan) -> list[str]:
-    from rce.dosage import _expand_paths
-
-    return _expand_paths(src, plan)
 
 
 def _treatment_product(plan: Plan, dosage: Any) -> str:
