@@ -1335,21 +1335,47 @@ def _outcome_date(as_of: date, rules: SustainRules) -> date:
                                                      rules.outcome_day)
 
 
-def _counts(per_student: pd.DataFrame, product: str) -> tuple[int, int, int, int | None] | None:
-    rows = per_student.loc[per_student["product"] == product]
-    if rows.empty:
-        return None
-    ids = rows["student_id"]
-    activated = int(ids.nunique())
-    sessions = pd.to_numeric(rows["sessions"], errors="coerce").fillna(0)
-    active = int(ids.loc[sessions > 0].nunique())
-    level = rows["usage_level"]
-    habitual = int(ids.loc[(level == "habitual").where(level.notna(), False)].nunique())
-    fidelity: int | None = None
-    if "met_fidelity" in rows.columns and rows["met_fidelity"].notna().any():
-        met = rows["met_fidelity"].astype("boolean").fillna(False).astype(bool)
-        fidelity = int(ids.loc[met].nunique())
-    return activated, active, habitual, fidelity
+def _counts_by_product(
+    per_student: pd.DataFrame, names: Iterable[str]
+) -> dict[str, tuple[int, int, int, int | None] | None]:
+    """Activated, active, habitual and fidelity students of each product (None: no rows).
+
+    Distinct student IDs per product: all rows (activated), rows with sessions (active), rows
+    at the habitual level, rows that met fidelity (None when the product's exports cannot
+    measure it). One group-by per level, however many products.
+    """
+    ids = per_student["student_id"]
+    product = per_student["product"]
+    sessions = pd.to_numeric(per_student["sessions"], errors="coerce").fillna(0)
+    level = per_student["usage_level"]
+    habitual_rows = (level == "habitual").where(level.notna(), False).astype(bool)
+
+    def distinct(mask: pd.Series | None = None) -> dict[str, int]:
+        rows = ids if mask is None else ids.loc[mask]
+        by = product if mask is None else product.loc[mask]
+        return {str(k): int(v) for k, v in rows.groupby(by, sort=False).nunique().items()}
+
+    activated = distinct()
+    active = distinct(sessions > 0)
+    habitual = distinct(habitual_rows)
+    fidelity: dict[str, int] = {}
+    measured: set[str] = set()
+    if "met_fidelity" in per_student.columns:
+        met_col = per_student["met_fidelity"]
+        measured = {str(k) for k in product.loc[met_col.notna()].unique()}
+        fidelity = distinct(met_col.astype("boolean").fillna(False).astype(bool))
+    out: dict[str, tuple[int, int, int, int | None] | None] = {}
+    for name in names:
+        if name not in activated:
+            out[name] = None
+            continue
+        out[name] = (
+            activated[name],
+            active.get(name, 0),
+            habitual.get(name, 0),
+            fidelity.get(name, 0) if name in measured else None,
+        )
+    return out
 
 
 def _check_per_student(per_student: pd.DataFrame) -> None:
@@ -2158,7 +2184,7 @@ def compute_sustain(
         )
     outcome_expected = _outcome_date(as_of, rules)
     min_cell = plan.privacy.min_cell_size
-    counts = {p.product: _counts(frame, p.product) for p in products}
+    counts = _counts_by_product(frame, [p.product for p in products])
     hidden = {
         name: funnel_suppression(*c, min_cell=min_cell) if c is not None else {}
         for name, c in counts.items()
@@ -2469,7 +2495,12 @@ def run_sustain_report(
             "on the decision date they did not exist yet."
         )
     result = replace(result, notes=(*result.notes, *extra_notes))
-    from rce.report.sustain import sustain_to_json, write_sustain_report
+    from rce.report.sustain import sustain_to_json, write_sustain_files
 
-    files = write_sustain_report(result, Path(out_dir)) if out_dir is not None else []
-    return SustainRun(result=result, files=tuple(files), json_text=sustain_to_json(result))
+    data = result.to_dict()
+    if out_dir is None:
+        files, json_text = [], sustain_to_json(data)
+    else:
+        # The files and the returned JSON text come from one rendering of one dict.
+        files, json_text = write_sustain_files(data, Path(out_dir))
+    return SustainRun(result=result, files=tuple(files), json_text=json_text)

@@ -117,3 +117,38 @@ def test_hundred_products_workbook_opens(hundred):
     assert sheet.max_row == N_PRODUCTS + 1
     seats = [row[4] for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert all(isinstance(v, int) for v in seats)
+
+
+def test_counts_by_product_match_a_scan_per_product():
+    import numpy as np
+    import pandas as pd
+
+    from rce.sustain import _counts_by_product
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    frame = pd.DataFrame({
+        "student_id": pd.array([f"{i:05d}" for i in rng.integers(0, 1500, n)], dtype="str"),
+        "product": pd.array([f"P{i}" for i in rng.integers(0, 30, n)], dtype="str"),
+        "sessions": rng.poisson(2, n),
+        "usage_level": pd.array(rng.choice(["habitual", "light", "none", None], n), dtype="str"),
+        "met_fidelity": pd.array(rng.choice([True, False, None], n), dtype="boolean"),
+    })
+    frame.loc[frame["product"] == "P4", "met_fidelity"] = pd.NA  # cannot be measured
+    names = [f"P{i}" for i in range(31)]  # P30 has no rows
+    got = _counts_by_product(frame, names)
+    for name in names:
+        rows = frame.loc[frame["product"] == name]
+        if rows.empty:
+            assert got[name] is None
+            continue
+        ids = rows["student_id"]
+        habitual = rows["usage_level"].eq("habitual").fillna(False).astype(bool)
+        met = rows["met_fidelity"].fillna(False).astype(bool)
+        expected = (
+            ids.nunique(),
+            ids[rows["sessions"] > 0].nunique(),
+            ids[habitual].nunique(),
+            ids[met].nunique() if rows["met_fidelity"].notna().any() else None,
+        )
+        assert got[name] == expected, name

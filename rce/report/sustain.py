@@ -30,6 +30,7 @@ __all__ = [
     "render_sustain_html",
     "render_sustain_markdown",
     "sustain_to_json",
+    "write_sustain_files",
     "write_sustain_report",
     "write_sustain_workbook",
 ]
@@ -529,7 +530,10 @@ def render_sustain_html(result: SustainResult | Mapping[str, Any]) -> str:
         A :class:`~rce.sustain.SustainResult` or its ``to_dict()``.
     """
     data = _data(result)
-    view = _view(data)
+    return _html(data, _view(data))
+
+
+def _html(data: Mapping[str, Any], view: Mapping[str, Any]) -> str:
     return _environment().get_template("sustain.html.j2").render(
         view=view, figures=_charts(data), rce_version=__version__
     )
@@ -537,8 +541,10 @@ def render_sustain_html(result: SustainResult | Mapping[str, Any]) -> str:
 
 def render_sustain_markdown(result: SustainResult | Mapping[str, Any]) -> str:
     """Render sustain.md (same content as the HTML, without charts), every input text escaped."""
-    data = _data(result)
-    view = _view(data)
+    return _markdown(_view(_data(result)))
+
+
+def _markdown(view: Mapping[str, Any]) -> str:
     return _environment().get_template("sustain.md.j2").render(
         view=view, md=escape_markdown, rce_version=__version__
     )
@@ -720,17 +726,27 @@ def write_sustain_report(
     list of Path
         The files written, in that order.
     """
-    out_dir = Path(out_dir)
-    data = _data(result)
+    written, _ = write_sustain_files(_data(result), Path(out_dir))
+    return written
+
+
+def write_sustain_files(data: Mapping[str, Any], out_dir: Path) -> tuple[list[Path], str]:
+    """:func:`write_sustain_report` for a sustain dict, also returning the sustain.json text.
+
+    The view shared by the HTML and Markdown is built once, and the JSON text is rendered once
+    for the file and the caller (``rce sustain-report --format json``).
+    """
+    view = _view(data)
+    json_text = sustain_to_json(data)
     files = {
-        "sustain.html": render_sustain_html(data),
-        "sustain.md": render_sustain_markdown(data),
-        "sustain.json": sustain_to_json(data),
+        "sustain.html": _html(data, view),
+        "sustain.md": _markdown(view),
+        "sustain.json": json_text,
     }
     written: list[Path] = []
     for name, text in files.items():
         atomic_write_text(out_dir / name, text)
         written.append(out_dir / name)
     written.append(write_sustain_workbook(data, out_dir / "sustain.xlsx"))
-    return written
+    return written, json_text
 
