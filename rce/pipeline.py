@@ -8,6 +8,7 @@ that an earlier stage has read, and nothing here knows how a report looks.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +63,41 @@ def _display_path(path: Path | str, plan: Plan) -> str:
         return str(path)
 
 
-def _input_records(plan: Plan, roster: Any, scores: Any, sources: Sequence[Any]) -> list[dict]:
+class _InputHashes:
+    """sha256 of the input files, computed on a background thread while the analysis runs.
+
+    Hashing a district's usage logs (about 1 GB) takes a second or two; started first, it
+    overlaps with loading the roster and scores (one core) instead of adding to the run.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        import glob
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rce-sha256")
+        self._jobs: dict[str, Any] = {}
+        paths = [*plan.inputs.roster, *plan.inputs.scores, *(u.path for u in plan.inputs.usage)]
+        for p in paths:
+            resolved = str(plan.resolve(p))
+            found = sorted(glob.glob(resolved)) if glob.has_magic(resolved) else [resolved]
+            for f in found:
+                if os.path.isfile(f):
+                    self._jobs[os.path.realpath(f)] = self._pool.submit(file_sha256, Path(f))
+
+    def sha256(self, path: str | Path) -> str:
+        job = self._jobs.get(os.path.realpath(path))
+        # a file changed or unreadable since the start is hashed again, as it is now
+        if job is None or job.exception() is not None:
+            return file_sha256(Path(path))
+        return job.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _input_records(
+    plan: Plan, roster: Any, scores: Any, sources: Sequence[Any], hashes: _InputHashes
+) -> list[dict]:
     from rce.dosage import expand_usage_paths
 
     records: list[dict[str, Any]] = []
@@ -71,7 +106,7 @@ def _input_records(plan: Plan, roster: Any, scores: Any, sources: Sequence[Any])
             records.append(
                 {
                     "path": _display_path(rep.path, plan),
-                    "sha256": file_sha256(Path(rep.path)),
+                    "sha256": hashes.sha256(rep.path),
                     "rows": int(rep.rows),
                     "preset": rep.layout,
                     "kind": kind,
@@ -82,7 +117,7 @@ def _input_records(plan: Plan, roster: Any, scores: Any, sources: Sequence[Any])
             records.append(
                 {
                     "path": _display_path(p, plan),
-                    "sha256": file_sha256(Path(p)),
+                    "sha256": hashes.sha256(p),
                     "rows": None,
                     "preset": src.layout or src.granularity,
                     "kind": "usage",
@@ -133,6 +168,16 @@ def _primary_measures(plan: Plan, frame: pd.DataFrame) -> list[str]:
 
 def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> AnalysisRun:
     """Run every stage of the evaluation in memory and assemble the results document."""
+    hashes = _InputHashes(plan)
+    try:
+        return _run_stages(plan, lock, progress, hashes)
+    finally:
+        hashes.close()
+
+
+def _run_stages(
+    plan: Plan, lock: LockStatus, progress: Progress, hashes: _InputHashes
+) -> AnalysisRun:
     from rce import dosage as dosage_mod
     from rce import io as rio
     from rce.evidence import EvidenceContext, assess_evidence, suspect_warnings
@@ -257,7 +302,7 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
     _stage(progress, "Usage summaries")
     usage_section, usage_tables = _usage_section(frame, dose, product, roster, plan)
 
-    inputs = _input_records(plan, roster, scores, sources)
+    inputs = _input_records(plan, roster, scores, sources, hashes)
     gate_failed = analysis.gate_failed
     dosage_section = _dosage_section(dose, product, frame, plan)
     join_section = _join_section(analysis.join, dose, frame, product)
