@@ -29,6 +29,7 @@ from rce.config import Plan
 from rce.errors import DataError
 from rce.io.load import LoadedTable
 from rce.io.normalize import resolve_ids
+from rce.jsonsafe import json_tree
 
 #: Columns this module fills (dosage adds the rest of ANALYSIS_COLUMNS).
 PREPARE_COLUMNS = ANALYSIS_COLUMNS[: ANALYSIS_COLUMNS.index("pct_typical_growth") + 1]
@@ -71,7 +72,7 @@ class AnalysisFrame:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe summary: the join report, notes and warnings (no per-student rows)."""
         return {
-            "join": _jsonable(self.join),
+            "join": json_tree(self.join),
             "notes": list(self.notes),
             "warnings": [{"code": c, "message": m} for c, m in self.warnings],
             "gate_failed": self.gate_failed,
@@ -90,20 +91,6 @@ class AnalysisFrame:
         lines += [f"  note: {n}" for n in self.notes]
         lines += [f"  warning [{c}]: {m}" for c, m in self.warnings]
         return "\n".join(lines)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return None if np.isnan(v) else float(v)
-    return v
 
 
 # --- ID resolution ----------------------------------------------------------------------------

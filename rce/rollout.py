@@ -18,10 +18,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from rce.config import Plan
+from rce.jsonsafe import json_value
 from rce.stats.ols import design_matrix, fit_ols
 
 #: The stage every other stage is compared with.
@@ -47,7 +47,7 @@ class RolloutResult:
         """JSON-safe form (``results.json`` ``rollout``)."""
         rows = []
         for r in self.table.to_dict(orient="records"):
-            rows.append({k: _json(v) for k, v in r.items()})
+            rows.append({k: json_value(v) for k, v in r.items()})
         return {
             "outcome": self.outcome,
             "stages": rows,
@@ -73,18 +73,6 @@ class RolloutResult:
 
     def __repr__(self) -> str:
         return f"<RolloutResult {len(self.table)} stages, {len(self.warnings)} warnings>"
-
-
-def _json(v: Any) -> Any:
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, float | np.floating):
-        return float(v) if math.isfinite(float(v)) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
 
 
 def _pct(x: Any) -> str:

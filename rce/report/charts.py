@@ -28,6 +28,8 @@ import matplotlib.style
 import matplotlib.ticker
 from matplotlib.figure import Figure
 
+# Short name: it is read in almost every plotting expression below.
+from rce.jsonsafe import finite_or_none as _num
 from rce.report.escape import escape_html, escape_mathtext
 
 __all__ = [
@@ -79,17 +81,6 @@ def _styled(function: Callable[..., str]) -> Callable[..., str]:
             return function(*args, **kwargs)
 
     return wrapper
-
-
-def _num(value: Any) -> float | None:
-    """A finite float, or None for missing / NaN / suppressed values."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 def _label(value: Any, limit: int = 40) -> str:

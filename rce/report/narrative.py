@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import calendar
 import contextvars
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+# Short name: it is read in almost every sentence built below.
+from rce.jsonsafe import finite_or_none as _num
 from rce.report import charts
 
 __all__ = ["Figure", "Section", "Table", "View", "build_view", "executive_summary"]
 
 
 # --- formatting -------------------------------------------------------------------------------
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 def fmt(value: Any, digits: int = 1, *, sign: bool = False) -> str:

@@ -8,25 +8,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
+
+from rce.jsonsafe import json_tree
 
 
 def json_safe(value: Any) -> Any:
-    """Turn numpy/pandas scalars, NaN and containers into JSON-safe Python values (NaN -> None)."""
+    """Turn numpy/pandas scalars, NaN and containers into JSON-safe Python values (NaN -> None).
+
+    As :func:`rce.jsonsafe.json_tree`, and frames (also nested ones) become lists of records.
+    """
+    if isinstance(value, pd.DataFrame):
+        value = value.to_dict(orient="records")
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
-    if isinstance(value, pd.DataFrame):
-        return [json_safe(r) for r in value.to_dict(orient="records")]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return json_tree(value)
 
 
 def fmt(x: float | None, digits: int = 3) -> str:

@@ -33,13 +33,13 @@ import pandas as pd
 
 from rce.config import Plan
 from rce.errors import DataError
+from rce.jsonsafe import json_tree, json_value
 from rce.privacy import suppress_cells
 from rce.stats import _dist
 from rce.stats.ols import (
     MissingReport,
     OlsFit,
     _demean,
-    _json_number,
     design_matrix,
     fit_ols,
     missing_report,
@@ -94,7 +94,7 @@ class Estimate:
                    float(fit.ci_high[term]), float(fit.p_value[term]))
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: _json_number(getattr(self, k))
+        return {k: json_value(getattr(self, k))
                 for k in ("estimate", "se", "ci_low", "ci_high", "p_value")}
 
 
@@ -178,9 +178,7 @@ class DoseResponseResult:
         """JSON-safe dict with the design.md ``dose_response[]`` keys and the chart data."""
         bins = []
         for r in self.bins.to_dict(orient="records"):
-            bins.append({k: (_json_number(v) if not isinstance(v, (bool, np.bool_, str))
-                             else (bool(v) if isinstance(v, (bool, np.bool_)) else v))
-                         for k, v in r.items()})
+            bins.append({k: json_value(v) for k, v in r.items()})
         slope = self.per_month.estimate
         return {
             "outcome": self.outcome,
@@ -191,21 +189,21 @@ class DoseResponseResult:
             "clusters": self.clusters,
             "cluster_var": self.cluster_var,
             "per_month": self.per_month.to_dict(),
-            "relative_to_mean": _json_number(self.relative_to_mean),
-            "per_sd": _json_number(self.per_sd),
-            "mean_outcome": _json_number(self.mean_outcome),
+            "relative_to_mean": json_value(self.relative_to_mean),
+            "per_sd": json_value(self.per_sd),
+            "mean_outcome": json_value(self.mean_outcome),
             "covariates": list(self.covariates),
             "model": self.model,
             "naive": self.naive.to_dict(),
             # The fitted line drawn through the mean point with the adjusted slope.
             "fitted": {
-                "intercept": _json_number(self.mean_outcome - slope * self.mean_dose),
-                "slope": _json_number(slope),
+                "intercept": json_value(self.mean_outcome - slope * self.mean_dose),
+                "slope": json_value(slope),
             },
             "bins": bins,
-            "linearity": _jsonify(self.linearity),
-            "plateau": _jsonify(self.plateau),
-            "wild_bootstrap": _jsonify(self.wild_bootstrap) if self.wild_bootstrap else None,
+            "linearity": json_tree(self.linearity),
+            "plateau": json_tree(self.plateau),
+            "wild_bootstrap": json_tree(self.wild_bootstrap) if self.wild_bootstrap else None,
             "missing": self.missing.to_dict(),
             "limits": self.limits,
             "essa_note": self.essa_note,
@@ -235,18 +233,6 @@ class DoseResponseResult:
         lines.append("  " + self.essa_note)
         lines.extend(f"  Note: {n}" for n in self.notes)
         return "\n".join(lines)
-
-
-def _jsonify(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonify(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonify(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, float, np.integer, np.floating)):
-        return _json_number(obj)
-    return obj
 
 
 def _require(frame: pd.DataFrame, cols: Sequence[str]) -> None:
@@ -544,7 +530,7 @@ class SensitivityResult:
         return pd.DataFrame(rows)
 
     def to_dict(self) -> dict[str, Any]:
-        rows = [{k: (_json_number(v) if not isinstance(v, str) else v) for k, v in r.items()}
+        rows = [{k: json_value(v) for k, v in r.items()}
                 for r in self.to_frame().to_dict(orient="records")]
         return {"rows": rows, "notes": list(self.notes)}
 

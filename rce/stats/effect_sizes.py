@@ -22,16 +22,13 @@ from typing import Any
 import numpy as np
 
 from rce.errors import DataError
+from rce.jsonsafe import finite_or_none
 from rce.stats import _dist
 
 
 def _clean(values: Any, what: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float).ravel()
     return arr[np.isfinite(arr)]
-
-
-def _num(v: float) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
 
 
 @dataclass(frozen=True)
@@ -58,17 +55,17 @@ class WelchResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (NaN -> None)."""
         return {
-            "diff": _num(self.diff),
-            "se": _num(self.se),
-            "df": _num(self.df),
-            "t": _num(self.t),
-            "p_value": _num(self.p_value),
-            "ci_low": _num(self.ci_low),
-            "ci_high": _num(self.ci_high),
+            "diff": finite_or_none(self.diff),
+            "se": finite_or_none(self.se),
+            "df": finite_or_none(self.df),
+            "t": finite_or_none(self.t),
+            "p_value": finite_or_none(self.p_value),
+            "ci_low": finite_or_none(self.ci_low),
+            "ci_high": finite_or_none(self.ci_high),
             "n_x": self.n_x,
             "n_y": self.n_y,
-            "mean_x": _num(self.mean_x),
-            "mean_y": _num(self.mean_y),
+            "mean_x": finite_or_none(self.mean_x),
+            "mean_y": finite_or_none(self.mean_y),
             "level": self.level,
             "notes": list(self.notes),
         }
@@ -192,7 +189,9 @@ class HedgesG:
     n_c: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (_num(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return {
+            k: (finite_or_none(v) if isinstance(v, float) else v) for k, v in self.__dict__.items()
+        }
 
 
 def se_hedges_g(g: float, n_t: int, n_c: int) -> float:

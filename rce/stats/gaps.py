@@ -35,11 +35,12 @@ import pandas as pd
 
 from rce.config import Plan
 from rce.errors import DataError
+from rce.jsonsafe import json_value
 from rce.privacy import suppress_cells
 from rce.stats import _dist
 from rce.stats.effect_sizes import hedges_g_from_summary, welch_from_summary
 from rce.stats.multiplicity import bh_adjust
-from rce.stats.ols import _json_number, design_matrix, fit_ols
+from rce.stats.ols import design_matrix, fit_ols
 from rce.stats.shrinkage import eb_shrink
 
 POPULATIONS = ("all", "users", "non_users", "light", "habitual")
@@ -174,14 +175,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for rec in frame.to_dict(orient="records"):
         row = {}
         for k, v in rec.items():
-            if isinstance(v, (bool, np.bool_)):
-                row[k] = bool(v)
-            elif v is None or v is pd.NA:
-                row[k] = None
-            elif isinstance(v, (int, float, np.integer, np.floating)):
-                row[k] = _json_number(v)
-            else:
-                row[k] = str(v)
+            v = json_value(v)
+            # Labels that are neither numbers nor text (categories, dates) are written as text.
+            row[k] = v if v is None or isinstance(v, bool | int | float | str) else str(v)
         out.append(row)
     return out
 

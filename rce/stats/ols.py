@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import linalg
 
 from rce.errors import DataError
+from rce.jsonsafe import json_value
 from rce.stats import _dist
 
 VCOV_KINDS = ("classical", "HC1", "cluster")
@@ -44,17 +45,6 @@ _GEMV_MAX_K = 40
 
 #: Relative tolerance on pivots of the scaled cross-product below which a column is collinear.
 _COLLINEAR_TOL = 1e-9
-
-
-def _json_number(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        return None if not math.isfinite(v) else v
-    return value
 
 
 @dataclass(frozen=True)
@@ -346,11 +336,11 @@ class OlsFit:
                 hint="It may have been omitted as collinear (see the model's notes).",
             )
         return {
-            "estimate": _json_number(self.coef[name]),
-            "se": _json_number(self.se[name]),
-            "ci_low": _json_number(self.ci_low[name]),
-            "ci_high": _json_number(self.ci_high[name]),
-            "p_value": _json_number(self.p_value[name]),
+            "estimate": json_value(self.coef[name]),
+            "se": json_value(self.se[name]),
+            "ci_low": json_value(self.ci_low[name]),
+            "ci_high": json_value(self.ci_high[name]),
+            "p_value": json_value(self.p_value[name]),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -359,13 +349,13 @@ class OlsFit:
             "n": self.n,
             "k": self.k,
             "n_clusters": self.n_clusters,
-            "df": _json_number(self.df),
+            "df": json_value(self.df),
             "vcov": self.vcov,
             "level": self.level,
             "n_dropped": self.n_dropped,
             "n_absorbed": self.n_absorbed,
             "omitted": list(self.omitted),
-            "r2": _json_number(self.r2),
+            "r2": json_value(self.r2),
             "terms": [{"term": name, **self.term(name)} for name in self.coef.index],
             "notes": list(self.notes),
         }
@@ -426,7 +416,7 @@ class OlsFit:
             return {
                 "F": None,
                 "df_num": q,
-                "df_den": _json_number(self.df),
+                "df_den": json_value(self.df),
                 "p_value": None,
                 "available": False,
                 "reason": (
@@ -445,7 +435,7 @@ class OlsFit:
         return {
             "F": F,
             "df_num": q,
-            "df_den": _json_number(self.df),
+            "df_den": json_value(self.df),
             "p_value": p,
             "available": True,
             "reason": "",
