@@ -28,7 +28,7 @@ import pandas as pd
 from rce.config import Plan
 from rce.errors import DataError
 from rce.stats import effect_sizes as es
-from rce.stats._impact_common import fmt, json_safe
+from rce.stats._impact_common import fmt, json_safe, merge_rare_levels
 from rce.stats.ols import design_matrix
 from rce.stats.wwc import EQUIVALENCE_SATISFIED, equivalence_verdict
 
@@ -113,11 +113,7 @@ def _balance_frame(frame: pd.DataFrame, variables: Sequence[str],
             cols[v] = s.astype(float)
             names.append(v)
         else:
-            text = s.astype("string").fillna("Unknown")
-            counts = text.value_counts()
-            small = counts.index[counts < min_cell]
-            if len(small):
-                text = text.where(~text.isin(small), "Other")
+            text = merge_rare_levels(s, min_cell)
             if text.nunique() < 2:
                 continue
             X, lv = design_matrix(pd.DataFrame({v: text}), categorical=[v], drop_first=False,

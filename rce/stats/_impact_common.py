@@ -27,6 +27,17 @@ def json_safe(value: Any) -> Any:
     return json_tree(value)
 
 
+def merge_rare_levels(values: pd.Series, minimum: int) -> pd.Series:
+    """A categorical column as text: missing as 'Unknown', levels with fewer than ``minimum``
+    rows merged into 'Other' (tiny levels make a logit unstable and the cells identifiable)."""
+    text = values.astype("string").fillna("Unknown")
+    counts = text.value_counts()
+    small = counts.index[counts < minimum]
+    if len(small):
+        text = text.where(~text.isin(small), "Other")
+    return text
+
+
 def fmt(x: float | None, digits: int = 3) -> str:
     """Render a number for ``summary()`` text; missing values print as 'n/a'."""
     if x is None or (isinstance(x, float) and not math.isfinite(x)):

@@ -31,7 +31,7 @@ from rce.config import Plan
 from rce.errors import DataError, PlanError
 from rce.stats import _dist
 from rce.stats import effect_sizes as es
-from rce.stats._impact_common import fmt, json_safe, pct
+from rce.stats._impact_common import fmt, json_safe, merge_rare_levels, pct
 from rce.stats.bayes import BayesResult, effect_probabilities
 from rce.stats.matching import MatchResult, match
 from rce.stats.ols import design_matrix, fit_ols
@@ -471,11 +471,7 @@ def _demographic_categories(frame: pd.DataFrame, minimum: int) -> tuple[pd.DataF
         s = frame[c]
         if pd.api.types.is_bool_dtype(s.dtype):
             s = s.astype("boolean").map({True: "yes", False: "no"})
-        s = s.astype("string").fillna("Unknown")
-        counts = s.value_counts()
-        small = counts.index[counts < minimum]
-        if len(small):
-            s = s.where(~s.isin(small), "Other")
+        s = merge_rare_levels(s, minimum)
         if s.nunique() < 2:
             continue
         cols[c] = s.astype(str)
