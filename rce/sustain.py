@@ -1168,6 +1168,7 @@ class SustainResult:
             d["reasons"] = " ".join(d["reasons"])
             d["rules_fired"] = ", ".join(d["rules_fired"])
             d["flags"] = ", ".join(d["flags"])
+            d["suppressed"] = ", ".join(d["suppressed"])
             for key in (
                 "estimate",
                 "ci_low",

@@ -199,8 +199,9 @@ def test_three_habitual_users_summary(three):
     text = result.summary()
     assert "suppressed habitual" in text and "suppressed per habitual user" in text
     assert not THREE.search(text), text
-    assert result.to_frame().loc[0, "students_habitual"] is None or pd.isna(
-        result.to_frame().loc[0, "students_habitual"])
+    row = result.to_frame().iloc[0]
+    assert pd.isna(row["students_habitual"]) and pd.isna(row["cost_per_habitual_user"])
+    assert "students_habitual" in row["suppressed"]
 
 
 # --- boundaries ---------------------------------------------------------------------------------

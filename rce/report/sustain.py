@@ -14,16 +14,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jinja2
-
 from rce import __version__
 from rce.fileio import atomic_write_text
-from rce.report import charts
 from rce.report.escape import escape_markdown, neutralize_frame, plain_text
-from rce.report.xlsx import write_workbook
 
 if TYPE_CHECKING:
+    import jinja2
+
     from rce.sustain import SustainResult
+
+# matplotlib (the charts, ~0.6 s to import), jinja2 and the workbook writer are imported where
+# they are used: sustain.json alone (``run_sustain_report(out_dir=None)``) needs none of them.
 
 __all__ = [
     "SHEETS",
@@ -336,6 +337,8 @@ def _chart_products(products: list[Mapping[str, Any]], kind: str) -> tuple[list[
 
 
 def _charts(data: Mapping[str, Any]) -> list[dict[str, str]]:
+    from rce.report import charts
+
     all_products = list(data["products"])
     figures: list[dict[str, str]] = []
 
@@ -511,6 +514,8 @@ def _min_cell(data: Mapping[str, Any]) -> str:
 
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
+    import jinja2
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("rce.report", "templates"),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
@@ -710,6 +715,8 @@ def write_sustain_workbook(result: SustainResult | Mapping[str, Any], path: Path
     file is neutralised (:func:`rce.report.escape.neutralize_frame`) and the workbook never turns
     text into formulas, so a product named ``=cmd|...`` stays inert.
     """
+    from rce.report.xlsx import write_workbook
+
     data = _data(result)
     return write_workbook(
         path, _sheets(data), readme=_readme(data), number_formats=NUMBER_FORMATS
