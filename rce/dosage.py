@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import math
 import os
 import re
 import shutil
@@ -61,6 +60,7 @@ from rce.canonical import ANALYSIS_COLUMNS, GRANULARITIES, UsageSource
 from rce.config import Plan
 from rce.errors import DataError, InputFileError, LayoutError, PlanError
 from rce.io.normalize import normalize_student_id
+from rce.jsonsafe import json_tree, json_value
 
 #: Columns of :attr:`DosageResult.per_student`, in order.
 PER_STUDENT_COLUMNS = (
@@ -194,12 +194,12 @@ class DosageResult:
                 "month": pd.Timestamp(r.month).date().isoformat(),
                 "students_active": int(r.students_active),
                 "students_habitual": int(r.students_habitual),
-                "minutes": _json_num(r.minutes),
+                "minutes": json_value(r.minutes),
             }
             for r in self.trend.itertuples(index=False)
         ]
         out: dict[str, Any] = {
-            "definition": _jsonable(self.definition),
+            "definition": json_tree(self.definition),
             "users": sum(c["users"] for c in counts.values()),
             "habitual_users": sum(c["habitual_users"] for c in counts.values()),
             "products": counts,
@@ -213,7 +213,7 @@ class DosageResult:
         }
         if self.utilization is not None:
             out["utilization"] = [
-                {k: _json_num(v) if not isinstance(v, str) else v for k, v in row.items()}
+                {k: json_value(v) if not isinstance(v, str) else v for k, v in row.items()}
                 for row in self.utilization.to_dict(orient="records")
             ]
         return out
@@ -248,28 +248,6 @@ class DosageResult:
             f"DosageResult(students={len(self.per_student)}, rows_read={self.rows_read}, "
             f"products={sorted(self.definition.get('unit', {}))})"
         )
-
-
-def _json_num(v: Any) -> Any:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, bool | np.bool_):
-        return bool(v)
-    if isinstance(v, int | np.integer):
-        return int(v)
-    if isinstance(v, float | np.floating):
-        return None if math.isnan(v) else float(v)
-    return v
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, date):
-        return v.isoformat()
-    return _json_num(v)
 
 
 # --- engine ------------------------------------------------------------------------------------
@@ -748,10 +726,11 @@ def _source_sql(
     grp = "rid, product, dk" if row_product else "rid, dk"
     carried = present + (["flag_active"] if "active" in cols else [])
     carried += [f"key_{i}" for i in range(len(extra_keys))]
-    dedup = (
-        f"SELECT {grp}, h, "
-        + "".join(f"any_value({c}) AS {c}, " for c in carried)
-        + f"count(*) AS n FROM r GROUP BY {grp}, h"
+    # Identical rows have identical derived values too, so the carried values are part of the
+    # group key rather than any_value() states: a smaller hash table, and rows whose hashes
+    # collide but whose values differ are never merged.
+    dedup = f"SELECT {grp}, h, " + "".join(f"{c}, " for c in carried) + (
+        f"count(*) AS n FROM r GROUP BY {grp}, h" + "".join(f", {c}" for c in carried)
     )
     if src.dedupe_keys:
         # One row per key and day: the day is always part of the key, so a key that names a

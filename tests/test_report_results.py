@@ -177,3 +177,14 @@ def test_generated_at_from_source_date_epoch(monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
     res = assemble_results(**kwargs, impact=None, impact_reason="r")
     assert res["generated_at"] == "2026-01-01T00:00:00Z"
+
+
+def test_missing_time_is_null_not_text():
+    import pandas as pd
+
+    from rce.report.results import to_jsonable
+
+    assert to_jsonable({"t": pd.NaT, "d": pd.Timestamp("2025-01-02")}) == {
+        "t": None,
+        "d": "2025-01-02T00:00:00",
+    }

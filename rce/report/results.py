@@ -92,6 +92,8 @@ def to_jsonable(value: Any) -> Any:
         return sorted(items, key=repr) if isinstance(value, set | frozenset) else items
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if type(value).__name__ == "NaTType":  # pandas' missing time is a datetime subclass
+        return None
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     if isinstance(value, Path):
