@@ -202,3 +202,27 @@ def test_run_sustain_report_needs_a_products_file():
 
     with pytest.raises(PlanError):
         run_sustain_report(None, plan=Plan(), out_dir=None, as_of=date(2025, 2, 1))
+
+
+def test_sustain_json_alone_does_not_import_matplotlib_or_jinja():
+    """sustain.json without the other files (out_dir=None) skips the chart and template stack."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from datetime import date\n"
+        "from decimal import Decimal\n"
+        "import pandas as pd\n"
+        "from rce.config import Plan\n"
+        "from rce.sustain import Product, compute_sustain\n"
+        "from rce.report.sustain import sustain_to_json\n"
+        "frame = pd.DataFrame({'student_id': ['1'], 'product': ['T'], 'sessions': [5],"
+        " 'usage_level': ['habitual']})\n"
+        "r = compute_sustain([Product(product='T', annual_cost=Decimal(10), seats_purchased=5)],"
+        " frame, plan=Plan(), as_of=date(2025, 2, 1))\n"
+        "assert sustain_to_json(r)\n"
+        "print(sorted(m for m in ('matplotlib', 'jinja2', 'xlsxwriter') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
