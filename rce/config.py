@@ -188,6 +188,10 @@ class EngineConfig:
     spark_conf: dict[str, str] = field(default_factory=dict)
     #: Spark table (or Parquet path) of canonical student-day rows to read instead of the files.
     usage_table: str = ""
+    #: The student x month table (DosageResult.monthly) is returned when it has at most this
+    #: many rows; above it (a state: 2M students x 11 months) only its per-student sums are kept,
+    #: so memory stays bounded. No analysis needs it.
+    max_monthly_rows: int = 5_000_000
 
 
 @dataclass(frozen=True)

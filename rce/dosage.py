@@ -93,6 +93,10 @@ MONTHLY_COLUMNS = (
     "habitual",
 )
 
+#: Sessions-per-month thresholds at which habitual months are counted for every student (the
+#: sensitivity analyses re-derive habitual use at 2, 3 and 4 without the monthly table).
+HABITUAL_THRESHOLDS = tuple(range(1, 13))
+
 #: Columns of :attr:`DosageResult.trend`.
 TREND_COLUMNS = ("product", "month", "students_active", "students_habitual", "minutes")
 
@@ -137,7 +141,8 @@ class DosageResult:
     per_student
         One row per student x product (:data:`PER_STUDENT_COLUMNS`).
     monthly
-        Student x product x calendar month inside the window (:data:`MONTHLY_COLUMNS`).
+        Student x product x calendar month inside the window (:data:`MONTHLY_COLUMNS`); empty
+        (with a note) when it has more than ``plan.engine.max_monthly_rows`` rows.
     trend
         Product x month: students active, students habitual, minutes.
     definition
@@ -168,6 +173,9 @@ class DosageResult:
     rows_bad_date: int = 0
     utilization: pd.DataFrame | None = None
     notes: tuple[str, ...] = ()
+    #: Habitual months per student x product at each of :data:`HABITUAL_THRESHOLDS` (columns
+    #: ``habitual_months_<t>``), aligned with ``per_student``.
+    habitual_by_threshold: pd.DataFrame | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """The per-student table (one row per student x product)."""
@@ -946,17 +954,35 @@ def compute_dosage(
         source_masks = _run(con, sql["product_sources"]).fetchall()
         _run(con, f"CREATE TEMP TABLE mo AS {sql['mo']}")
         per = _arrow(con, sql["per"])
-        monthly = _arrow(con, sql["monthly"])
+        n_monthly = _run(con, "SELECT count(*) FROM mo").fetchall()[0][0]
+        if n_monthly <= plan.engine.max_monthly_rows:
+            monthly = _arrow(con, sql["monthly"])
+        else:
+            monthly = None
+            notes.append(
+                f"The student x month table ({n_monthly:,} rows) was not kept "
+                f"(engine.max_monthly_rows = {plan.engine.max_monthly_rows:,}); per-student "
+                "sums and habitual months at 1-12 sessions a month are."
+            )
         trend = _arrow(con, sql["trend"])
         students = _arrow(con, f"SELECT student_id FROM {STUDENTS} ORDER BY sk")
 
     # Results leave DuckDB as Arrow tables and become pandas frames only after the connection
     # (and its buffer pool) is closed, so the two never hold memory at the same time.
-    per, monthly, trend = (_to_pandas(t) for t in (per, monthly, trend))
-    # Student keys become student IDs again only on the result tables (key = position).
-    ids = _to_pandas(students)["student_id"].astype("str")
+    per, trend = _to_pandas(per), _to_pandas(trend)
+    monthly = (
+        _to_pandas(monthly)
+        if monthly is not None
+        else pd.DataFrame({c: [] for c in MONTHLY_COLUMNS}).astype(
+            {"student_id": "int32", "product": "str", "month": "datetime64[s]"}
+        )
+    )
+    # Student keys become student IDs again only on the result tables (key = position); the
+    # IDs stay in Arrow-backed string columns (no Python object per row).
+    ids = _to_pandas(students)["student_id"].astype("str").reset_index(drop=True)
     per, monthly = (
-        t.assign(student_id=ids.take(t["student_id"].to_numpy()).to_numpy()) for t in (per, monthly)
+        t.assign(student_id=ids.take(t["student_id"].to_numpy()).set_axis(t.index))
+        for t in (per, monthly)
     )
     product_sources = {
         str(prod): [i for i in range(len(prepared)) if (int(mask) >> i) & 1]
@@ -1125,6 +1151,10 @@ def aggregation_sql(
         others are NULL in every row and are not aggregated.
     """
     j = ROWS_RELATION
+    by_threshold = "".join(
+        f"count(m.month) FILTER (WHERE m.sessions >= {t}) AS habitual_months_{t}, "
+        for t in HABITUAL_THRESHOLDS
+    )
 
     def total(m: str, agg: str = "sum") -> str:
         return f"{agg}({m}) AS {m}" if m in measures else f"CAST(NULL AS DOUBLE) AS {m}"
@@ -1192,6 +1222,7 @@ def aggregation_sql(
           sum(m.active_days) AS active_days,
           count(m.month) FILTER (WHERE m.sessions > 0) AS active_months,
           count(m.month) FILTER (WHERE m.sessions >= {int(thr)}) AS habitual_months,
+          {by_threshold}
           min(m.first_day) AS first_use, max(m.last_day) AS last_use,
           sum(m.lessons_completed) AS lessons_completed,
           sum(m.lessons_passed) AS lessons_passed,
@@ -1232,6 +1263,10 @@ def finish_dosage(
     """
     # Engines return groups in any order; the clusters' seeded start depends on the order.
     per = per.sort_values(["product", "student_id"], kind="stable").reset_index(drop=True)
+    threshold_cols = [f"habitual_months_{t}" for t in HABITUAL_THRESHOLDS]
+    by_threshold = (
+        per[threshold_cols].astype("int64") if set(threshold_cols) <= set(per.columns) else None
+    )
     rows_read, rows_dedup, rows_bad_date, rows_outside = (int(x) for x in acct)
     unmatched = {str(r): int(n) for r, n in unmatched_rows}
     units = {prod: f["unit"] for prod, f in products.items()}
@@ -1259,6 +1294,7 @@ def finish_dosage(
         rows_bad_date=rows_bad_date,
         utilization=util,
         notes=tuple(notes),
+        habitual_by_threshold=by_threshold,
     )
 
 
@@ -1714,7 +1750,18 @@ def habitual_months_at(dosage: DosageResult, threshold: int) -> pd.Series:
     """
     if threshold < 1:
         raise PlanError("the sessions-per-month threshold must be at least 1", where="dosage")
+    name = f"habitual_months_{threshold}"
+    kept = dosage.habitual_by_threshold
+    if kept is not None and name in kept.columns:
+        return pd.Series(kept[name].to_numpy(), index=dosage.per_student.index, name=name)
     m = dosage.monthly
+    if len(m) == 0 and (dosage.per_student["active_months"] > 0).any():
+        raise DataError(
+            f"habitual months at {threshold} sessions need the student x month table, which was "
+            "not kept at this scale",
+            where="engine.max_monthly_rows",
+            hint="Raise engine.max_monthly_rows in the plan.",
+        )
     counts = (
         m.loc[m["sessions"] >= threshold].groupby(["student_id", "product"]).size()
         if len(m)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -24,7 +25,7 @@ from rce.dosage import (
     usage_clusters,
     utilization,
 )
-from rce.errors import InputFileError, LayoutError, PlanError, RceError
+from rce.errors import DataError, InputFileError, LayoutError, PlanError, RceError
 
 
 def write(tmp: Path, name: str, rows: list[dict] | str) -> str:
@@ -573,3 +574,26 @@ def test_progress_is_reported_from_zero_to_one(tmp_path):
     assert len(res.per_student) == 200
     assert seen and seen[-1] == 1.0
     assert all(0.0 <= f <= 1.0 for f in seen)
+
+
+def test_monthly_table_can_be_left_out_and_thresholds_still_work(tmp_path):
+    from rce.dosage import habitual_months_at
+
+    rows = []
+    for i, n in enumerate([1, 2, 3, 4, 5]):
+        rows += lessons(str(100 + i), [f"09/{d:02d}/2024" for d in range(1, n + 1)])
+        rows += lessons(str(100 + i), [f"10/{d:02d}/2024" for d in range(1, 3)])
+    src = lesson_source(write(tmp_path, "u.csv", rows))
+    full = compute_dosage([src], plan=plan())
+    lean = compute_dosage(
+        [src], plan=dataclasses.replace(plan(), engine=EngineConfig(max_monthly_rows=0))
+    )
+    assert len(full.monthly) == 10 and len(lean.monthly) == 0
+    assert any("student x month table (10 rows) was not kept" in n for n in lean.notes)
+    pd.testing.assert_frame_equal(full.per_student, lean.per_student)
+    for t in (1, 2, 3, 4, 12):
+        assert habitual_months_at(lean, t).tolist() == habitual_months_at(full, t).tolist()
+    assert habitual_months_at(full, 2).tolist() == [1, 2, 2, 2, 2]
+    assert habitual_months_at(full, 13).tolist() == [0, 0, 0, 0, 0]
+    with pytest.raises(DataError, match="not kept at this scale"):
+        habitual_months_at(lean, 13)
