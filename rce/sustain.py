@@ -2484,9 +2484,16 @@ def run_sustain_report(
     )
     used = sorted({ev.source for ev in evidence.values() if ev.source})
     extra_notes = [
-        "Evidence read from: " + ", ".join(Path(u).relative_to(base).as_posix()
-                                           if Path(u).is_relative_to(base) else u for u in used)
-        + "." if used else "No results.json was found or given: no product has outcome evidence."
+        "Evidence read from: "
+        + ", ".join(
+            Path(u).absolute().relative_to(base).as_posix()
+            if Path(u).absolute().is_relative_to(base)
+            else u
+            for u in used
+        )
+        + "."
+        if used
+        else "No results.json was found or given: no product has outcome evidence."
     ]
     if skipped:
         extra_notes.append(f"{len(skipped)} unreadable results.json file(s) were skipped.")

@@ -152,3 +152,16 @@ def test_counts_by_product_match_a_scan_per_product():
             ids[met].nunique() if rows["met_fidelity"].notna().any() else None,
         )
         assert got[name] == expected, name
+
+
+def test_relative_products_path_with_a_plan_elsewhere(tmp_path: Path, monkeypatch):
+    """Usage paths resolve once, against the products file (not again against the plan)."""
+    from rce.config import load_plan
+
+    products = write_district(tmp_path / "district", n_products=2)
+    (tmp_path / "district" / "rce.toml").write_text("", encoding="utf-8")
+    plan = load_plan(tmp_path / "district" / "rce.toml")
+    monkeypatch.chdir(tmp_path)
+    run = run_sustain_report(Path("district") / products.name, plan=plan, out_dir=None,
+                             as_of=date(2025, 2, 1))
+    assert [a.students_activated for a in run.result.products] == [3, 8]
