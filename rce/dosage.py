@@ -1190,9 +1190,10 @@ def aggregation_sql(
                    AS active_day
           FROM dw)
         SELECT student_id, product, reason, CAST(date_trunc('month', day) AS DATE) AS month,
-          in_win, bit_or(srcs) AS srcs, sum(n_read) AS n_read, sum(n_kept) AS n_kept,
-          coalesce(sum(sess), 0) AS sessions, {total("minutes")},
-          sum(active_day) AS active_days, {total("lessons_completed")},
+          in_win, bit_or(srcs) AS srcs, CAST(sum(n_read) AS BIGINT) AS n_read,
+          CAST(sum(n_kept) AS BIGINT) AS n_kept, CAST(coalesce(sum(sess), 0) AS BIGINT) AS sessions,
+          {total("minutes")}, CAST(sum(active_day) AS BIGINT) AS active_days,
+          {total("lessons_completed")},
           {total("lessons_passed")}, min(use_day) AS first_day, max(use_day) AS last_day,
           min(lo) AS lo, max(hi) AS hi, any_value(w_lo) AS w_lo, any_value(w_hi) AS w_hi
         FROM f
@@ -1218,8 +1219,8 @@ def aggregation_sql(
                               any_value(w_hi) AS w_hi FROM a GROUP BY student_id, product),
             span AS (SELECT product, min(lo) AS p_lo, max(hi) AS p_hi FROM a GROUP BY product)
         SELECT k.student_id, k.product,
-          coalesce(sum(m.sessions), 0) AS sessions, sum(m.minutes) AS minutes,
-          sum(m.active_days) AS active_days,
+          CAST(coalesce(sum(m.sessions), 0) AS BIGINT) AS sessions, sum(m.minutes) AS minutes,
+          CAST(sum(m.active_days) AS BIGINT) AS active_days,
           count(m.month) FILTER (WHERE m.sessions > 0) AS active_months,
           count(m.month) FILTER (WHERE m.sessions >= {int(thr)}) AS habitual_months,
           {by_threshold}
