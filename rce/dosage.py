@@ -354,12 +354,12 @@ def utc_offset_segments(con: duckdb.DuckDBPyConnection, tz: str) -> q.Segments |
             return int(t.astimezone(zone).utcoffset().total_seconds())  # type: ignore[union-attr]
 
         starts = [(start, offset(start))]
-        noons = []
+        # Weekly samples find the transitions (no zone changes its offset twice within a week;
+        # DuckDB's check below would catch one that did), each then bisected to the second.
         day = start + timedelta(hours=12)
         prev_t, prev_o = start, starts[0][1]
         while day < end:
             o = offset(day)
-            noons.append((day, o))
             if o != prev_o:  # a transition in (prev_t, day]: bisect to the second
                 lo, hi = prev_t, day
                 while hi - lo > timedelta(seconds=1):
@@ -373,6 +373,14 @@ def utc_offset_segments(con: duckdb.DuckDBPyConnection, tz: str) -> q.Segments |
                         hi = mid
                 starts.append((hi, o))
             prev_t, prev_o = day, o
+            day += timedelta(days=7)
+        import bisect
+
+        firsts = [t for t, _ in starts]
+        noons = []
+        day = start + timedelta(hours=12)
+        while day < end:
+            noons.append((day, starts[bisect.bisect_right(firsts, day) - 1][1]))
             day += timedelta(days=1)
         checks = noons + [(t, o) for t, o in starts[1:]]
         checks += [(t - timedelta(seconds=1), starts[i][1]) for i, (t, _) in enumerate(starts[1:])]

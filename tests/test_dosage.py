@@ -597,3 +597,32 @@ def test_monthly_table_can_be_left_out_and_thresholds_still_work(tmp_path):
     assert habitual_months_at(full, 13).tolist() == [0, 0, 0, 0, 0]
     with pytest.raises(DataError, match="not kept at this scale"):
         habitual_months_at(lean, 13)
+
+
+@pytest.mark.parametrize(
+    "tz", ["America/Los_Angeles", "Australia/Lord_Howe", "Asia/Kolkata", "America/Sao_Paulo",
+           "Africa/Casablanca", "UTC"]
+)
+def test_fast_utc_offsets_give_duckdbs_local_dates(tz):
+    """The binary search over UTC offsets equals DuckDB's own conversion, at and around every
+    transition and every 5 hours over two years."""
+    import duckdb
+
+    from rce import dosage_sql as q
+    from rce.dosage import utc_offset_segments
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    segments = utc_offset_segments(con, tz)
+    instants = list(pd.date_range("2018-01-01", "2019-12-31", freq="5h"))
+    instants += list(pd.date_range("2040-12-31 20:00", "2041-01-01 04:00", freq="1h"))
+    for start, _ in (segments[0] if segments else ()):
+        t = pd.Timestamp(start)
+        instants += [t - pd.Timedelta(seconds=1), t, t + pd.Timedelta(seconds=1)]
+    con.register("t_in", pd.DataFrame({"u": instants}))
+    fast = q.local_date_of_instant("u", tz, segments)
+    icu = q.local_date_of_instant("u", tz, None)
+    bad = con.execute(f"SELECT count(*) FROM t_in WHERE ({fast}) <> ({icu})").fetchall()[0][0]
+    assert bad == 0
+    if tz != "Africa/Casablanca":  # (zoneinfo and ICU may disagree there: then per-row ICU)
+        assert segments is not None
