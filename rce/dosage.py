@@ -426,7 +426,10 @@ def _watch_progress(
             except duckdb.Error:  # the statement ended between two polls
                 return
             if pct >= 0:
-                progress(min(pct, 100.0) / 100.0)
+                try:
+                    progress(min(pct, 100.0) / 100.0)
+                except Exception:  # noqa: BLE001 - a broken progress display must not
+                    return  # end the run or print a traceback from this thread
 
     watcher = threading.Thread(target=poll, name="rce-dosage-progress", daemon=True)
     watcher.start()
@@ -435,7 +438,8 @@ def _watch_progress(
     finally:
         done.set()
         watcher.join()
-    progress(1.0)
+    with contextlib.suppress(Exception):
+        progress(1.0)
 
 
 def _engine_error(exc: Exception, files: Sequence[str]) -> InputFileError:

@@ -626,3 +626,16 @@ def test_fast_utc_offsets_give_duckdbs_local_dates(tz):
     assert bad == 0
     if tz != "Africa/Casablanca":  # (zoneinfo and ICU may disagree there: then per-row ICU)
         assert segments is not None
+
+
+def test_a_failing_progress_display_does_not_stop_the_run(tmp_path):
+    rows = []
+    for i in range(50):
+        rows += lessons(str(1000 + i), ["09/03/2024", "10/01/2024"])
+    src = lesson_source(write(tmp_path, "u.csv", rows))
+
+    def broken(_done: float) -> None:
+        raise OSError("terminal went away")
+
+    res = compute_dosage([src], plan=plan(), progress=broken)
+    assert len(res.per_student) == 50
