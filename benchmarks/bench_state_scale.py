@@ -17,6 +17,7 @@ Needs about 3 GB of disk for the Parquet file and up to ~40 GB for DuckDB's spil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -61,10 +62,8 @@ def spill_watcher(stop: threading.Event, sizes: list[int]) -> None:
         total = 0
         for d in root.glob("rce-duckdb-*"):
             for f in d.rglob("*"):
-                try:
+                with contextlib.suppress(OSError):
                     total += f.stat().st_size
-                except OSError:
-                    pass
         sizes.append(total)
 
 
@@ -100,7 +99,7 @@ def main() -> None:
             try:
                 bar.update(task, completed=json.loads(line)["progress"])
             except (ValueError, KeyError, TypeError):
-                tail = (tail + [line])[-20:]
+                tail = [*tail, line][-20:]
     out = proc.stdout.read() if proc.stdout else ""
     proc.wait()
     stop.set()

@@ -428,8 +428,8 @@ def _watch_progress(
             if pct >= 0:
                 try:
                     progress(min(pct, 100.0) / 100.0)
-                except Exception:  # noqa: BLE001 - a broken progress display must not
-                    return  # end the run or print a traceback from this thread
+                except Exception:  # a broken progress display must not end the run
+                    return  # or print a traceback from this thread
 
     watcher = threading.Thread(target=poll, name="rce-dosage-progress", daemon=True)
     watcher.start()
@@ -1102,7 +1102,10 @@ def _register_ids(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> tuple[i
     raw IDs share a student."""
     codes, uniques = pd.factorize(keys["student_id"], sort=True)
     students = pd.DataFrame(
-        {"student_id": pd.Series(uniques, dtype="str"), "sk": np.arange(len(uniques), dtype="int32")}
+        {
+            "student_id": pd.Series(uniques, dtype="str"),
+            "sk": np.arange(len(uniques), dtype="int32"),
+        }
     )
     sk = pd.Series(codes, dtype="int32").where(codes >= 0).astype("Int32")
     con.register("rce_ids_in", keys.assign(sk=sk))
