@@ -457,13 +457,11 @@ def _engine_error(exc: Exception, files: Sequence[str]) -> InputFileError:
     )
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, files: Sequence[str] = ()) -> Any:
+@contextlib.contextmanager
+def _engine_errors(files: Sequence[str] = ()) -> Iterator[None]:
+    """DuckDB's exceptions as the user sees them: Ctrl-C, out of memory, unreadable files."""
     try:
-        res = con.execute(sql)
-        if sql.lstrip().upper().startswith("CREATE"):
-            # DuckDB 2 keeps a statement's result open until it is fetched.
-            res.fetchall()
-        return res
+        yield
     except duckdb.InterruptException:
         # Ctrl-C inside a query: the same as anywhere else (exit 130, nothing written).
         raise KeyboardInterrupt from None
@@ -484,6 +482,15 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, files: Sequence[str] = ()) ->
         if files:
             raise _engine_error(exc, files) from None
         raise
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, files: Sequence[str] = ()) -> Any:
+    with _engine_errors(files):
+        res = con.execute(sql)
+        if sql.lstrip().upper().startswith("CREATE"):
+            # DuckDB 2 keeps a statement's result open until it is fetched.
+            res.fetchall()
+        return res
 
 
 @dataclass(frozen=True)
@@ -865,11 +872,7 @@ def _raw_usage_ids(con: duckdb.DuckDBPyConnection, prepared: Sequence[_Prepared]
         return pd.Series([], dtype="str", name="raw_id")
     files = [f for p in prepared for f in p.files]
     sql = "SELECT DISTINCT r FROM (" + " UNION ALL ".join(parts) + ") WHERE r IS NOT NULL"
-    try:
-        table = _arrow(con, sql)
-    except duckdb.Error as exc:
-        raise _engine_error(exc, files) from None
-    return _to_pandas(table)["r"].astype("str")
+    return _to_pandas(_arrow(con, sql, files))["r"].astype("str")
 
 
 def distinct_usage_ids(sources: Sequence[UsageSource], plan: Plan) -> pd.Series:
@@ -1314,18 +1317,10 @@ def finish_dosage(
     )
 
 
-def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+def _arrow(con: duckdb.DuckDBPyConnection, sql: str, files: Sequence[str] = ()) -> Any:
     """A query result as an Arrow table (no extra copy of the rows)."""
-    try:
+    with _engine_errors(files):
         return con.sql(sql).to_arrow_table()
-    except duckdb.InterruptException:
-        raise KeyboardInterrupt from None
-    except duckdb.OutOfMemoryException:
-        raise DataError(
-            "the dosage step ran out of memory",
-            where="engine",
-            hint="Raise engine.memory_limit in the plan, or free disk space for spilling.",
-        ) from None
 
 
 def _to_pandas(table: Any) -> pd.DataFrame:
