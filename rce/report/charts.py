@@ -26,6 +26,7 @@ from typing import Any
 import matplotlib
 import matplotlib.style
 import matplotlib.ticker
+from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
 # Short name: it is read in almost every plotting expression below.
@@ -98,7 +99,10 @@ def _render(fig: Figure, *, key: str, title: str, alt: str) -> str:
     chart_id = _chart_id(title, key)
     buf = io.StringIO()
     with matplotlib.rc_context({**_RC, "svg.hashsalt": chart_id, "svg.id": chart_id}):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
+        # print_svg directly, not savefig: savefig draws the figure twice when a layout engine
+        # is set (once with drawing disabled to place the axes, then for real); the engine
+        # also runs at the start of the real draw, on the same 72-dpi SVG renderer.
+        FigureCanvasSVG(fig).print_svg(buf, metadata={"Date": None})
     svg = buf.getvalue()
     start = svg.index("<svg")
     svg = svg[start:]
