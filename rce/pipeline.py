@@ -182,18 +182,55 @@ def run_analysis(plan: Plan, *, lock: LockStatus, progress: Progress = None) -> 
         hashes.close()
 
 
+#: What the stages after dosage and the report import: statistics (scipy.special), the chart
+#: stack (matplotlib), templates and the results schema -- about 1 s of imports.
+LATER_MODULES = (
+    "rce.stats.gaps",
+    "rce.stats.dose_response",
+    "rce.stats.impact",
+    "rce.evidence",
+    "rce.rollout",
+    "rce.report.results",
+    "jsonschema",
+    "rce.report.charts",
+    "rce.report.narrative",
+    "rce.report.html",
+    "rce.report.markdown",
+    "rce.report.tables",
+    "rce.report.manifest",
+)
+
+
+def _import_in_background(names: Sequence[str]) -> Any:
+    """Import modules on a thread while the dosage step runs; returns the started thread.
+
+    DuckDB releases the GIL while it reads the usage logs and leaves part of the second core
+    idle, so the imports cost the run little there instead of about a second after it. Any
+    failure is left to the import in the stage that needs the module, which reports it as usual.
+    """
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - re-raised by the stage's own import
+                return
+
+    # Not a daemon: an interpreter that exits while a module is half-imported on a daemon
+    # thread can crash; the thread ends by itself within about a second.
+    thread = threading.Thread(target=load, name="rce-imports")
+    thread.start()
+    return thread
+
+
 def _run_stages(
     plan: Plan, lock: LockStatus, progress: Progress, hashes: _InputHashes
 ) -> AnalysisRun:
     from rce import dosage as dosage_mod
     from rce import io as rio
-    from rce.evidence import EvidenceContext, assess_evidence, suspect_warnings
     from rce.prepare import build_analysis_frame
-    from rce.report.narrative import executive_summary
-    from rce.report.results import assemble_results, results_to_json
-    from rce.stats.dose_response import fit_dose_response, sensitivity
-    from rce.stats.gaps import compute_gaps
-    from rce.stats.impact import estimate_impact
 
     _stage(progress, "Reading the roster and the score files")
     roster = rio.load_roster(plan.inputs.roster, plan)
@@ -201,8 +238,19 @@ def _run_stages(
     analysis = build_analysis_frame(roster, scores, plan)
 
     _stage(progress, DOSAGE_STAGE)
+    _import_in_background(LATER_MODULES)
     windows = analysis.frame[["student_id", "baseline_date", "outcome_date"]]
     sources, dose = _compute_dosage(plan, roster, windows, progress)
+
+    # Imported here, not at the top: the thread above has loaded them while DuckDB read the
+    # usage files (an import still under way there is waited for, not run twice).
+    from rce.evidence import EvidenceContext, assess_evidence, suspect_warnings
+    from rce.report.narrative import executive_summary
+    from rce.report.results import assemble_results, results_to_json
+    from rce.stats.dose_response import fit_dose_response, sensitivity
+    from rce.stats.gaps import compute_gaps
+    from rce.stats.impact import estimate_impact
+
     product = _treatment_product(plan, dose)
     frame = dosage_mod.attach_dosage(analysis.frame, dose, product)
 
