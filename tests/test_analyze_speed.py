@@ -40,3 +40,30 @@ def test_in_index_equals_isin() -> None:
     assert fast.index.equals(values.index)
     assert fast.tolist() == values.isin(index).tolist()
     assert int(fast.sum()) == 6000
+
+
+def test_gap_pooling_on_arrays_equals_per_group_frames() -> None:
+    from rce.stats.gaps import _pool
+    from rce.stats.shrinkage import eb_shrink
+
+    rng = np.random.default_rng(5)
+    n_rows = 240
+    rows = pd.DataFrame({
+        "dimension": rng.choice(["gender", "grade", "school"], n_rows),
+        "population": rng.choice(["all", "users", "non_users"], n_rows),
+        "measure": rng.choice(["baseline", "outcome", "gain"], n_rows),
+        "mean": rng.normal(50, 10, n_rows),
+        "sd": np.where(rng.random(n_rows) < 0.05, np.nan, rng.uniform(5, 20, n_rows)),
+        "n": rng.integers(0, 400, n_rows),
+        "is_reference": False,
+    })
+    key = ["dimension", "population", "measure"]
+    rows.loc[rows.groupby(key).head(1).index, "is_reference"] = True
+    expected = np.full(n_rows, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _, idx in rows.groupby(key, sort=False).indices.items():
+            sub = rows.iloc[idx]  # the code this replaced
+            se = (sub["sd"] / np.sqrt(sub["n"])).to_numpy(dtype=float)
+            expected[idx] = eb_shrink(sub["mean"].to_numpy(dtype=float), se).pooled
+    got = _pool(rows)["pooled_mean"].to_numpy()
+    np.testing.assert_array_equal(got, expected)

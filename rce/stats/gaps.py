@@ -498,10 +498,12 @@ def _interactions(dim, ref, groups, codes, masks, data, base_col, out_col, clust
 def _pool(rows: pd.DataFrame) -> pd.DataFrame:
     pooled_mean = np.full(len(rows), np.nan)
     key = ["dimension", "population", "measure"]
+    # Whole columns as arrays once: taking a 30-column sub-frame per group cost 0.15 s a call.
+    mean = rows["mean"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se_all = rows["sd"].to_numpy(dtype=float) / np.sqrt(rows["n"].to_numpy())
     for _, idx in rows.groupby(key, sort=False).indices.items():
-        sub = rows.iloc[idx]
-        se = (sub["sd"] / np.sqrt(sub["n"])).to_numpy(dtype=float)
-        res = eb_shrink(sub["mean"].to_numpy(dtype=float), se)
+        res = eb_shrink(mean[idx], se_all[idx])
         pooled_mean[idx] = res.pooled
     rows = rows.assign(pooled_mean=pooled_mean)
     ref_pooled = rows[rows["is_reference"]].set_index(key)["pooled_mean"]
