@@ -112,6 +112,7 @@ def analyze(
 ) -> AnalysisOutcome:
     """Run the whole evaluation and write the report folder."""
     from rce import pipeline
+    from rce.report.chart_helper import charts_on_two_cores
 
     plan = resolve_plan(
         study_dir=study_dir,
@@ -126,14 +127,19 @@ def analyze(
     if out is None:
         base = study_dir if study_dir is not None else Path.cwd()
         out = base / DEFAULT_REPORT_DIRNAME
-    run = pipeline.run_analysis(plan, lock=lock, progress=progress)
-    _stage(progress, "Writing the report")
-    files = pipeline.write_outputs(
-        run,
-        out,
-        per_student=per_student,
-        generated_at=datetime.now(UTC).replace(microsecond=0).isoformat() if timestamp else None,
-    )
+    # A helper process starts now (its imports overlap the data stages) and draws half of the
+    # report's charts on the second core.
+    with charts_on_two_cores():
+        run = pipeline.run_analysis(plan, lock=lock, progress=progress)
+        _stage(progress, "Writing the report")
+        files = pipeline.write_outputs(
+            run,
+            out,
+            per_student=per_student,
+            generated_at=datetime.now(UTC).replace(microsecond=0).isoformat()
+            if timestamp
+            else None,
+        )
     exit_code = ExitCode.FINDINGS if run.gate_failed else ExitCode.OK
     return AnalysisOutcome(
         out_dir=out,

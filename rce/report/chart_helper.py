@@ -1,0 +1,234 @@
+"""Draw a report's charts on two cores: this process and one helper process.
+
+matplotlib holds the GIL, so threads cannot draw two charts at once. While ``rce analyze`` runs,
+a helper Python process (started early, so its ~1 s of imports overlaps the data stages) waits
+for chart requests; when the report is written, this process and the helper take charts from
+one queue until none is left. A chart is the same ``<svg>`` string whichever process draws it
+(same interpreter and libraries, the house style reset for every chart, deterministic ids), and
+anything that goes wrong with the helper -- it cannot start, dies, answers with an error, or a
+chart's arguments do not survive JSON -- leaves that chart to this process, which draws it (and
+raises its error) as before.
+
+Only chart arguments cross the pipe: numbers and labels already in the results dict, never a
+student row.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Job", "charts_on_two_cores", "helper_running", "render_jobs"]
+
+#: One chart call: (chart function from :mod:`rce.report.charts`, args, kwargs).
+Job = tuple[Callable[..., str], tuple[Any, ...], dict[str, Any]]
+
+#: Seconds one chart may take in the helper before it is given up and drawn here.
+_PER_CHART_TIMEOUT = 60.0
+
+_helper: _Helper | None = None
+_helper_lock = threading.Lock()
+
+
+class _Helper:
+    """The helper process and its pipes (one request in flight at a time)."""
+
+    def __init__(self) -> None:
+        import rce
+
+        root = str(Path(rce.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        # The helper must import this very copy of rce (a checkout, a --rce-path benchmark).
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rce.report.chart_helper"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        self.alive = True
+
+    def draw(self, name: str, payload: bytes) -> str | None:
+        """The helper's SVG for one chart, or None (then it is drawn here)."""
+        if not self.alive:
+            return None
+        try:
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            self.proc.stdin.write(payload + b"\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (OSError, ValueError):
+            line = b""
+        if not line:
+            self.alive = False
+            return None
+        answer = json.loads(line)
+        svg = answer.get("svg")
+        return svg if isinstance(svg, str) and answer.get("function") == name else None
+
+    def close(self) -> None:
+        self.alive = False
+        with contextlib.suppress(OSError, ValueError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def _stop() -> None:
+    global _helper
+    with _helper_lock:
+        helper, _helper = _helper, None
+    if helper is not None:
+        helper.close()
+
+
+atexit.register(_stop)
+
+
+@contextlib.contextmanager
+def charts_on_two_cores() -> Iterator[None]:
+    """Inside the block, reports draw their charts here and in a helper process.
+
+    Started at once (its imports overlap whatever the block does first) and stopped at the end.
+    On a single-core machine, or if the helper cannot start, charts are drawn here only.
+    """
+    global _helper
+    started = False
+    if (os.cpu_count() or 1) >= 2:
+        with _helper_lock:
+            if _helper is None:
+                try:
+                    _helper = _Helper()
+                    started = True
+                except OSError:
+                    _helper = None
+    try:
+        yield
+    finally:
+        if started:
+            _stop()
+
+
+def helper_running() -> bool:
+    """True while a helper process takes charts (inside :func:`charts_on_two_cores`)."""
+    helper = _helper
+    return helper is not None and helper.alive
+
+
+def _payload(function: Callable[..., str], args: tuple[Any, ...], kwargs: dict[str, Any]
+             ) -> bytes | None:
+    """The request as one JSON line; None for a function the helper does not have or
+    arguments that do not survive JSON unchanged."""
+    from rce.report import charts
+
+    name = getattr(function, "__name__", "")
+    if name not in charts.__all__ or getattr(charts, name) is not function:
+        return None
+    request = {"function": name, "args": list(args), "kwargs": kwargs}
+    try:
+        text = json.dumps(request, allow_nan=True, ensure_ascii=True)
+    except (TypeError, ValueError):
+        return None
+    if json.loads(text) != _as_json_types(request):
+        return None
+    return text.encode("ascii")
+
+
+def _as_json_types(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _as_json_types(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_as_json_types(v) for v in value]
+    return value
+
+
+def render_jobs(jobs: Sequence[Job]) -> list[str]:
+    """Draw every chart, sharing them with the helper process when one is running.
+
+    Returns the SVG strings in the order of ``jobs``.
+    """
+    helper = _helper
+    if helper is None or not helper.alive or len(jobs) < 2:
+        return [function(*args, **kwargs) for function, args, kwargs in jobs]
+    results: list[str | None] = [None] * len(jobs)
+    payloads = [_payload(function, args, kwargs) for function, args, kwargs in jobs]
+    # Largest charts first (the request's size stands in for the drawing time), so the chart
+    # that finishes last is a small one whichever process draws it.
+    shared = deque(sorted((i for i, p in enumerate(payloads) if p is not None),
+                          key=lambda i: -len(payloads[i] or b"")))
+    own = [i for i, p in enumerate(payloads) if p is None]
+
+    def feed() -> None:
+        while helper.alive:
+            try:
+                i = shared.popleft()
+            except IndexError:
+                return
+            svg = helper.draw(jobs[i][0].__name__, payloads[i] or b"")
+            if svg is None:
+                return  # the helper failed: this chart and the rest are drawn here
+            results[i] = svg
+
+    feeder = threading.Thread(target=feed, name="rce-chart-helper")
+    feeder.start()
+    try:
+        for i in own:
+            function, args, kwargs = jobs[i]
+            results[i] = function(*args, **kwargs)
+        while True:
+            try:
+                i = shared.popleft()
+            except IndexError:
+                break
+            function, args, kwargs = jobs[i]
+            results[i] = function(*args, **kwargs)
+    finally:
+        feeder.join(timeout=_PER_CHART_TIMEOUT)
+        if feeder.is_alive():
+            # The helper hangs on one chart: end it, so its pipe closes and the feeder returns.
+            helper.alive = False
+            helper.proc.kill()
+            feeder.join()
+            _stop()
+    return [svg if svg is not None else jobs[i][0](*jobs[i][1], **jobs[i][2])
+            for i, svg in enumerate(results)]
+
+
+def _serve() -> None:
+    """The helper: read one JSON request per line from stdin, answer one JSON line each."""
+    from rce.report import charts
+
+    out = sys.stdout.buffer
+    for line in sys.stdin.buffer:
+        try:
+            request = json.loads(line)
+            name = request["function"]
+            function = getattr(charts, name) if name in charts.__all__ else None
+            if function is None:
+                raise ValueError(name)
+            answer = {"function": name,
+                      "svg": function(*request["args"], **request["kwargs"])}
+        except Exception as exc:  # noqa: BLE001 - the parent draws the chart and reports it
+            answer = {"error": type(exc).__name__}
+        out.write(json.dumps(answer, ensure_ascii=True).encode("ascii") + b"\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    _serve()

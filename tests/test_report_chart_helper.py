@@ -1,0 +1,69 @@
+"""rce.report.chart_helper: charts drawn in the helper process are the charts drawn here."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from report_fixtures import complete_results, hostile_results
+
+from rce.report import chart_helper, charts, render_html
+from rce.report.narrative import build_view
+
+pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the helper needs two cores")
+
+
+def test_report_identical_with_and_without_the_helper() -> None:
+    local = {name: render_html(res()) for name, res in
+             (("complete", complete_results), ("hostile", hostile_results))}
+    with chart_helper.charts_on_two_cores():
+        assert chart_helper.helper_running()
+        shared = {name: render_html(res()) for name, res in
+                  (("complete", complete_results), ("hostile", hostile_results))}
+        helper = chart_helper._helper
+    assert shared == local
+    assert not chart_helper.helper_running()
+    assert helper is not None and helper.proc.returncode is not None  # ended and waited for
+
+
+def test_the_helper_really_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[str] = []
+    original = chart_helper._Helper.draw
+
+    def spy(self, name, payload):  # type: ignore[no-untyped-def]
+        svg = original(self, name, payload)
+        if svg is not None:
+            drawn.append(name)
+        return svg
+
+    monkeypatch.setattr(chart_helper._Helper, "draw", spy)
+    results = complete_results()
+    local = build_view(results)
+    with chart_helper.charts_on_two_cores():
+        # Keep this process busy until the helper has taken a chart.
+        jobs = [(charts.probability_bars, ({"worse": 0.1, "no_change": 0.5, "better": 0.4},),
+                 {"title": f"t{i}"}) for i in range(40)]
+        svgs = chart_helper.render_jobs(jobs)
+        view = build_view(results)
+    assert drawn, "the helper drew no chart"
+    assert svgs == [charts.probability_bars(*a, **k) for _f, a, k in jobs]
+    assert view == local
+
+
+def test_a_dead_helper_leaves_every_chart_to_this_process() -> None:
+    results = complete_results()
+    local = build_view(results)
+    with chart_helper.charts_on_two_cores():
+        helper = chart_helper._helper
+        assert helper is not None
+        helper.proc.kill()
+        helper.proc.wait()
+        assert build_view(results) == local
+        assert not helper.alive
+
+
+def test_arguments_that_do_not_survive_json_stay_here() -> None:
+    assert chart_helper._payload(charts.bar_chart, (["a"], [1.0]), {"title": "t"}) is not None
+    assert chart_helper._payload(charts.bar_chart, ({"a"}, [1.0]), {"title": "t"}) is None
+    assert chart_helper._payload(charts.bar_chart, (["a"], [1.0]), {"title": object()}) is None
+    assert chart_helper._payload(len, ([1],), {}) is None  # not a chart function
