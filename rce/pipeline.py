@@ -768,7 +768,8 @@ def write_outputs(
         "results_sha256": hashlib.sha256(run.results_json.encode()).hexdigest(),
     }
     with staged_directory(out_dir) as stage:
-        files = write_report(run.results, stage, tables=run.tables, manifest=manifest)
+        files = write_report(run.results, stage, tables=run.tables, manifest=manifest,
+                             results_json=run.results_json)
         if per_student and run.per_student is not None:
             from rce.fileio import atomic_write_text
 

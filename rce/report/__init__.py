@@ -55,6 +55,7 @@ def write_report(
     tables: Mapping[str, pd.DataFrame] | None = None,
     manifest: Mapping[str, Any],
     allow_student_level: bool = False,
+    results_json: str | None = None,
 ) -> list[Path]:
     """Write the whole report set into ``out_dir``, all or nothing.
 
@@ -78,6 +79,9 @@ def write_report(
     allow_student_level
         Allow tables with student identifier columns (the explicit per-student option; the
         caller prints the warning).
+    results_json
+        ``results_to_json(results)`` when the caller already has it (``rce analyze`` does, for
+        the manifest's hash): written as it is instead of serialising the results again.
 
     Returns
     -------
@@ -100,7 +104,8 @@ def write_report(
     from rce.fileio import atomic_write_text
 
     with staged_directory(out_dir) as stage:
-        atomic_write_text(stage / "results.json", results_to_json(data))
+        atomic_write_text(stage / "results.json",
+                          results_json if results_json is not None else results_to_json(data))
         atomic_write_text(stage / "report.html", render_html(data))
         atomic_write_text(stage / "report.md", render_markdown(data))
         write_tables(all_tables, stage / "tables", min_n=min_n,
