@@ -119,6 +119,10 @@ class UsageSource:
         For monthly wide summaries: header -> (year, month, measure) for each month column.
     dedupe_keys
         Canonical columns that identify a row across overlapping exports (beside exact dups).
+    record_columns
+        Canonical columns that describe one usage record, for layouts that also carry student
+        attributes as of the export (names, class, enrollment): two rows equal in these are one
+        record exported twice. Empty: rows are duplicates only when equal in every column.
     """
 
     paths: tuple[str, ...]
@@ -132,5 +136,6 @@ class UsageSource:
     date_formats: tuple[str, ...] = ("%m/%d/%Y", "%m-%d-%Y", "%Y-%m-%d", "%d-%b-%y")
     monthly_columns: dict[str, tuple[int, int, str]] = field(default_factory=dict)
     dedupe_keys: tuple[str, ...] = ()
+    record_columns: tuple[str, ...] = ()
     subject: str = ""
     layout: str = ""

@@ -12,8 +12,11 @@ Definition (every threshold comes from :class:`rce.config.DosageConfig`, fixed i
   before the date is taken; text dates are US month-first (each of the source's formats is tried,
   then ISO, then Excel serial numbers).
 * **Duplicates**: rows that are identical in every column (within a file or across stitched
-  export windows) count once; with ``dedupe_keys`` only one row per key is kept (the one with
-  the most minutes, then sessions, then lessons).
+  export windows) count once. Layouts that name their ``record_columns`` (i-Ready lessons:
+  student, lesson, date, time, score, result) compare those only: their other columns are
+  student attributes as of the export, which change between re-exports of the same record.
+  With ``dedupe_keys`` only one row per key is kept (the one with the most minutes, then
+  sessions, then lessons).
 * **Evaluation window**: ``baseline-to-outcome`` -- usage on or after a student's baseline test
   date and on or before their outcome test date counts (students without test dates use the
   study-wide window: earliest baseline to latest outcome); ``dates`` -- between
@@ -33,9 +36,10 @@ Definition (every threshold comes from :class:`rce.config.DosageConfig`, fixed i
   log(1 + minutes) of active students, per product, k in 2..4 chosen by the highest mean
   silhouette; clusters ordered low -> high.
 
-The engine aggregates in three levels so that nothing large reaches Python: rows ->
-student-day (by the raw normalised ID; the big reduction) -> ID map and window -> student-month
--> student. DuckDB reads the files directly, with a memory limit and a private spill directory.
+The engine aggregates in three levels so that nothing large reaches Python: rows -> distinct
+rows (by a hash of the raw ID; the big reduction) -> ID map and window -> student-month (days
+are bits of a month mask, so no student-day level is needed) -> student. DuckDB reads the files
+directly, with a memory limit and a private spill directory.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -649,6 +653,16 @@ def _value_exprs(p: _Prepared) -> dict[str, str]:
     return out
 
 
+def _every_row_used(p: _Prepared) -> bool:
+    """Whether each row the reader stage gives for this export is one kept row of use."""
+    return (
+        not p.src.dedupe_keys
+        and _active_expr(p) == "TRUE"
+        and (p.unit in ("row", "student-day") or "sessions" not in p.measures)
+        and p.src.granularity in _DAY_LEVEL
+    )
+
+
 def _active_expr(p: _Prepared) -> str:
     """Whether a row shows use (evaluated on the de-duplicated rows)."""
     if p.src.granularity in ("event", "lesson"):
@@ -674,7 +688,10 @@ def _source_sql(
     # costs more than the whole aggregation, so it is done once per distinct ID (the ID map,
     # see _register_ids) and joined to the student-days.
     rid = raw_id_key(q.ident(cols["student_id"]), salt)
-    row_hash = "hash(" + ", ".join(q.ident(h) for h in types) + ")"
+    # Duplicates are rows equal in every column, or in the columns that describe the usage
+    # record when the layout names them (the rest are student attributes as of the export).
+    record = [cols[c] for c in src.record_columns if c in cols] or list(types)
+    row_hash = "hash(" + ", ".join(q.ident(h) for h in record) + ")"
     fallback = q.lit(src.product or src.layout or "usage")
     if "product" in cols:  # a column naming the product per row (Clever resource usage)
         prod = (
@@ -704,9 +721,14 @@ def _source_sql(
             h = cols["timestamp"]
             t = types[h]
             if t.upper() == "VARCHAR":
-                off, ts = q.text_ts_columns(q.ident(h), p.formats)
-                reader = f"(SELECT *, {ts} FROM (SELECT *, {off} FROM {reader}))"
-                dk = q.local_date_from_text_ts(src.timestamp_tz, tz, segments)
+                if src.timestamp_tz.lower() in q.UTC_NAMES:
+                    ts = q.utc_text_ts_column(q.ident(h), p.formats)
+                    reader = f"(SELECT *, {ts} FROM {reader})"
+                    dk = q.local_date_of_instant("__rce_ts", tz, segments)
+                else:
+                    off, ts = q.text_ts_columns(q.ident(h), p.formats)
+                    reader = f"(SELECT *, {ts} FROM (SELECT *, {off} FROM {reader}))"
+                    dk = q.local_date_from_text_ts(src.timestamp_tz, tz, segments)
             else:
                 dk = q.local_date_from_typed(q.ident(h), t, src.timestamp_tz, tz, segments)
                 if not dk:
@@ -743,11 +765,10 @@ def _source_sql(
         )
     if src.granularity == "monthly" or "month" in cols:
         day_expr = f"CAST(date_trunc('month', {day_expr}) AS DATE)"
-    # Exact duplicates: identical in every column. Rows are grouped within (raw ID, raw date)
-    # by a 64-bit hash of the whole row, so a false match needs a hash collision between two
+    # Duplicates: identical in every (record) column. Rows are grouped within (raw ID, raw date)
+    # by a 64-bit hash of those columns, so a false match needs a hash collision between two
     # rows of the same student and day (probability ~ k^2 / 2^64 for k rows that day).
-    # Only measures the export has are carried through the two big aggregations.
-    measures = _MEASURES
+    # Only measures the export has are carried through the big aggregations.
     present = p.measures
     row_product = "product" in cols
     grp = "rid, product, dk" if row_product else "rid, dk"
@@ -785,38 +806,40 @@ def _source_sql(
         f" LEFT JOIN {ID_MAP} m ON d.rid = m.hid" if "student_id" in src.dedupe_keys else ""
     )
     active = _active_expr(p)
-    # (a FILTER that is always true still costs a test per row, so it is left out)
-    use = "" if keep == active == "TRUE" else " FILTER (kept AND active)"
+    # One output row per distinct export row: the student-day and month levels are one
+    # aggregation in aggregation_sql (days are bits of a month mask), so no level is repeated
+    # per export. Values of rows that are not kept, or show no use, do not count.
+    use = "kept AND active"
+    if keep == "TRUE":
+        use = active
+    if active == "TRUE":
+        use = keep
+
+    def counted(value: str) -> str:
+        return value if use == "TRUE" else f"CASE WHEN {use} THEN {value} END"
+
     if p.unit in ("row", "student-day") or (
         "sessions" not in present and src.granularity in _DAY_LEVEL
     ):
-        sess = f"count(*){use}"  # daily rows: one session per active row
-    elif "sessions" in present:
-        sess = f"coalesce(sum(sessions){use}, 0)"
+        sess = "1" if use == "TRUE" else f"CASE WHEN {use} THEN 1 ELSE 0 END"
     else:
-        sess = f"coalesce(sum(lessons_completed){use}, 0)"
-    sums = "".join(
-        f", sum({m}){use} AS {m}" if m in present else f", CAST(NULL AS DOUBLE) AS {m}"
-        for m in measures
+        count = "sessions" if "sessions" in present else "lessons_completed"
+        sess = f"coalesce({counted(count)}, 0)"
+    values = "".join(
+        f", {counted(m)} AS {m}" if m in present else f", CAST(NULL AS DOUBLE) AS {m}"
+        for m in ("minutes", "lessons_completed", "lessons_passed")
     )
-    n_kept = "count(*)" if keep == "TRUE" else "count(*) FILTER (kept)"
-    l0 = f"""
+    n_kept = "1" if keep == "TRUE" else "CASE WHEN kept THEN 1 ELSE 0 END"
+    product = "product" if row_product else prod
+    return f"""
         WITH r AS ({rows_sql}),
         d AS ({dedup}),
         k AS (SELECT d.*, {keep} AS kept, {active} AS active FROM d{key_join})
-        SELECT {grp}, sum(n) AS n_read, {n_kept} AS n_kept,
-               {sess} AS sess{sums}
-        FROM k GROUP BY {grp}
+        SELECT {idx} AS src, {product} AS product, {q.lit(src.granularity)} AS gran,
+               {q.lit(p.unit)} AS unit, rid, CAST({day_expr} AS DATE) AS day, n AS n_read,
+               {n_kept} AS n_kept, {sess} AS sess{values}
+        FROM k
     """
-    if not row_product:
-        l0 = f"SELECT *, {prod} AS product FROM ({l0})"
-    sql = f"""
-        SELECT {idx} AS src, product, {q.lit(src.granularity)} AS gran, {q.lit(p.unit)} AS unit,
-               rid, CAST({day_expr} AS DATE) AS day, n_read, n_kept, sess,
-               minutes, lessons_completed, lessons_passed
-        FROM ({l0}) l0
-    """
-    return sql
 
 
 def _wide_rows_sql(p: _Prepared, rid: str, row_hash: str, reader: str, prod: str, flag: str) -> str:
@@ -955,11 +978,19 @@ def compute_dosage(
     thr = int(dcfg.min_sessions_per_month)
     notes: list[str] = []
     with connect(plan) as con:
-        prepared, files, merge = reader_stage(con, sources, plan, id_map)
+        prepared, files = reader_stage(con, sources, plan, id_map)
         window_rule = _window_sql(con, plan, windows, notes, keyed=True)
         measures = [m for m in ("minutes", "lessons_completed", "lessons_passed")
                     if any(m in p.measures for p in prepared)]
-        sql = aggregation_sql(thr, merge, window_rule, measures)
+        sql = aggregation_sql(
+            thr,
+            window_rule,
+            measures,
+            units={p.unit for p in prepared},
+            grans={p.src.granularity for p in prepared},
+            single_source=len(prepared) == 1,
+            every_row_used=all(_every_row_used(p) for p in prepared),
+        )
         # Student-month level with the window applied; rows outside it, unmatched rows and
         # unreadable dates are carried only as counts. One pass, streaming from the files.
         with _watch_progress(con, progress):
@@ -1024,17 +1055,17 @@ def reader_stage(
     sources: Sequence[UsageSource],
     plan: Plan,
     id_map: IdMap,
-) -> tuple[list[_Prepared], list[str], bool]:
-    """Create the view :data:`ROWS_RELATION` (student-day rows of every export, IDs mapped).
+) -> tuple[list[_Prepared], list[str]]:
+    """Create the view :data:`ROWS_RELATION` (distinct rows of every export, IDs mapped).
 
     The DuckDB-specific part of the step: each export is parsed by DuckDB's own reader
-    (formats, time zones, duplicates) and reduced to student-days keyed by a hash of the raw ID;
-    the distinct raw IDs are normalised and matched once (:data:`ID_MAP`), and the student-days
+    (formats, time zones, duplicates) and reduced to its distinct rows keyed by a hash of the
+    raw ID; the distinct raw IDs are normalised and matched once (:data:`ID_MAP`), and the rows
     carry the integer student key of :data:`STUDENTS` as ``student_id``.
 
     Returns
     -------
-    (prepared sources, their files, whether student-days must be re-aggregated)
+    (prepared sources, their files)
     """
     prepared = [_prepare(con, s, plan) for s in sources]
     if len(prepared) > 63:
@@ -1046,17 +1077,10 @@ def reader_stage(
         )
     files = [f for p in prepared for f in p.files]
     keys = _id_keys(_raw_usage_ids(con, prepared), id_map)
-    salt, many_to_one = _register_ids(con, keys)
+    salt = _register_ids(con, keys)
     segments = utc_offset_segments(con, plan.study.timezone)
     union = " UNION ALL ".join(
         f"({_source_sql(p, plan, i, salt, segments)})" for i, p in enumerate(prepared)
-    )
-    names = [p.src.product for p in prepared]
-    # Rows of one student-day meet again only when several exports feed one product or
-    # several usage IDs map to one student; only then is the student-day re-aggregated.
-    merge = many_to_one or (
-        len(prepared) > 1
-        and (len(set(names)) < len(names) or any("product" in p.cols for p in prepared))
     )
     j = f"""SELECT s.src, s.product, s.gran, s.unit, m.sk AS student_id,
               CASE WHEN m.sk IS NULL THEN coalesce(m.reason, 'not_in_id_map') END AS reason,
@@ -1064,7 +1088,7 @@ def reader_stage(
               s.lessons_passed
             FROM ({union}) s LEFT JOIN {ID_MAP} m ON s.rid = m.hid"""
     _run(con, f"CREATE TEMP VIEW {ROWS_RELATION} AS {j}")
-    return prepared, files, merge
+    return prepared, files
 
 
 #: Temp tables of the reader stage: raw-ID hash -> student key (or the reason it has none), and
@@ -1100,9 +1124,8 @@ def _id_keys(raw: pd.Series, id_map: IdMap) -> pd.DataFrame:
     return pd.concat([keys, blank.astype("str")], ignore_index=True)
 
 
-def _register_ids(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> tuple[int, bool]:
-    """Create :data:`ID_MAP` and :data:`STUDENTS`; return the hash salt and whether several
-    raw IDs share a student."""
+def _register_ids(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> int:
+    """Create :data:`ID_MAP` and :data:`STUDENTS`; return the hash salt of the raw-ID keys."""
     codes, uniques = pd.factorize(keys["student_id"], sort=True)
     students = pd.DataFrame(
         {
@@ -1129,8 +1152,7 @@ def _register_ids(con: duckdb.DuckDBPyConnection, keys: pd.DataFrame) -> tuple[i
         raise DataError("usage IDs could not be keyed without collisions", where="usage")
     con.unregister("rce_ids_in")
     con.unregister("rce_students_in")
-    many_to_one = bool(sk.dropna().duplicated().any())
-    return salt, many_to_one
+    return salt
 
 
 #: Name of the relation the shared aggregation reads: one row per source row or student-day with
@@ -1141,9 +1163,13 @@ ROWS_RELATION = "rce_rows"
 
 def aggregation_sql(
     thr: int,
-    merge: bool,
     window_rule: dict[str, Any],
     measures: Sequence[str] = ("minutes", "lessons_completed", "lessons_passed"),
+    *,
+    units: Collection[str] | None = None,
+    grans: Collection[str] | None = None,
+    single_source: bool = False,
+    every_row_used: bool = False,
 ) -> dict[str, str]:
     """The dosage definition after the reader stage, as DuckDB SQL (one text for every engine).
 
@@ -1154,19 +1180,29 @@ def aggregation_sql(
     Spark SQL with sqlglot, so the session unit, the window, the habitual month and the
     per-student sums are defined once.
 
+    The rows may be export rows or student-days, from one export or several: the student-day
+    level is not a separate aggregation but a bit per day of the month, so a day that several
+    rows, exports or usage IDs share counts once (unit ``student-day``, active days), while
+    unit ``row`` and ``provided`` sessions add up.
+
     Parameters
     ----------
     thr
         ``plan.dosage.min_sessions_per_month``.
-    merge
-        Whether rows of one student-day can come from several exports or usage IDs (then the
-        student-day is re-aggregated).
     window_rule
         From the window stage: ``join`` (a join of alias ``d`` to the windows relation
         ``rce_windows_in``), ``w_lo`` / ``w_hi`` (DATE expressions).
     measures
         The measures some export has (of minutes, lessons_completed, lessons_passed); the
         others are NULL in every row and are not aggregated.
+    units, grans
+        The session units and granularities the rows can have, when the caller knows them
+        (``None``: any). Only simplifies the SQL; the result is the same.
+    single_source
+        Every row comes from export 0 (its source mask needs no aggregate).
+    every_row_used
+        Every row is one kept row that shows use (``n_kept`` = 1, ``sess`` = 1: logs without
+        ``dedupe_keys``), so counts need no inputs.
     """
     j = ROWS_RELATION
     by_threshold = "".join(
@@ -1177,45 +1213,89 @@ def aggregation_sql(
     def total(m: str, agg: str = "sum") -> str:
         return f"{agg}({m}) AS {m}" if m in measures else f"CAST(NULL AS DOUBLE) AS {m}"
 
-    if merge:
-        day_level = f"""SELECT student_id, product, gran, day, reason,
-              bit_or(CAST(1 AS BIGINT) << src) AS srcs,
-              CASE WHEN any_value(unit) = 'student-day' THEN CAST(sum(sess) > 0 AS BIGINT)
-                   ELSE CAST(sum(sess) AS BIGINT) END AS sess,
-              sum(n_read) AS n_read, sum(n_kept) AS n_kept, {total("minutes")},
-              {total("lessons_completed")}, {total("lessons_passed")}
-            FROM {j} j GROUP BY student_id, product, gran, day, reason"""
+    day_level = set(_DAY_LEVEL)
+    daily = grans is not None and set(grans) <= day_level
+    # bit d of a month's mask: the student used the product on day d of that month
+    use_mask = "bit_or(day_bit)"
+    if units is not None and set(units) == {"student-day"}:
+        sessions = f"coalesce(bit_count({use_mask}), 0)"
+    elif units is not None and set(units) == {"row"} and every_row_used:
+        sessions = "count(*)"
+    elif units is not None and "student-day" not in units:
+        sessions = "coalesce(sum(sess), 0)"
+    else:  # a product has one unit (checked on the product facts), so any_value is its unit
+        sessions = (
+            f"CASE WHEN any_value(unit) = 'student-day' THEN coalesce(bit_count({use_mask}), 0) "
+            "ELSE coalesce(sum(sess), 0) END"
+        )
+    if daily:
+        active_days = f"coalesce(bit_count({use_mask}), 0)"
+    elif grans is not None and not set(grans) & day_level:
+        active_days = "0"
     else:
-        day_level = f"""SELECT student_id, product, gran, day, reason,
-              CAST(1 AS BIGINT) << src AS srcs,
-              CASE WHEN unit = 'student-day' THEN CAST(sess > 0 AS BIGINT)
-                   ELSE CAST(sess AS BIGINT) END AS sess,
-              n_read, n_kept, minutes, lessons_completed, lessons_passed FROM {j} j"""
-    mo_all = f"""WITH d AS ({day_level}),
-        dw AS (
-          SELECT d.*,
-            CASE d.gran WHEN 'weekly' THEN CAST(d.day - INTERVAL 6 DAY AS DATE)
-                        WHEN 'monthly' THEN CAST(date_trunc('month', d.day) AS DATE)
-                        ELSE d.day END AS lo,
-            CASE d.gran WHEN 'monthly' THEN last_day(d.day) ELSE d.day END AS hi,
+        active_days = (
+            f"coalesce(bit_count(bit_or(day_bit) FILTER (WHERE gran IN "
+            f"({', '.join(repr(g) for g in _DAY_LEVEL)}))), 0)"
+        )
+    if daily:
+        # Every row is one day: the first and last days (of use, and of any row) are the lowest
+        # and highest bits of two month masks, which cost less than four min / max states.
+        lo = hi = "d.day"
+        any_mask = (
+            use_mask if every_row_used else "bit_or(CAST(1 AS BIGINT) << dayofmonth(day))"
+        )
+        days = f"{use_mask} AS use_mask, {any_mask} AS any_mask"
+
+        def bit_day(mask: str, high: bool) -> str:
+            pos = (
+                f"CAST(floor(log2({mask})) AS INTEGER)"
+                if high
+                else f"bit_count(({mask} & -{mask}) - 1)"
+            )
+            return f"CASE WHEN {mask} <> 0 THEN CAST(month + ({pos} - 1) AS DATE) END"
+
+        finish = (
+            f"{bit_day('use_mask', False)} AS first_day, {bit_day('use_mask', True)} AS last_day, "
+            f"{bit_day('any_mask', False)} AS lo, {bit_day('any_mask', True)} AS hi"
+        )
+    else:
+        lo = (
+            "CASE d.gran WHEN 'weekly' THEN CAST(d.day - INTERVAL 6 DAY AS DATE) "
+            "WHEN 'monthly' THEN CAST(date_trunc('month', d.day) AS DATE) ELSE d.day END"
+        )
+        hi = "CASE d.gran WHEN 'monthly' THEN last_day(d.day) ELSE d.day END"
+        days = (
+            "min(CASE WHEN sess > 0 THEN day END) AS first_day, "
+            "max(CASE WHEN sess > 0 THEN day END) AS last_day, min(lo) AS lo, max(hi) AS hi"
+        )
+        finish = "first_day, last_day, lo, hi"
+    srcs = "CAST(1 AS BIGINT)" if single_source else "bit_or(CAST(1 AS BIGINT) << src)"
+    if every_row_used:
+        n_kept = "count(*)"
+        day_bit = "CAST(1 AS BIGINT) << dayofmonth(day)"
+    else:
+        n_kept = "CAST(sum(n_kept) AS BIGINT)"
+        day_bit = "CASE WHEN sess > 0 THEN CAST(1 AS BIGINT) << dayofmonth(day) ELSE CAST(0 AS BIGINT) END"
+    groups = "student_id, product, reason, CAST(date_trunc('month', day) AS DATE), in_win"
+    mo_all = f"""WITH dw AS (
+          SELECT d.*, {lo} AS lo, {hi} AS hi,
             {window_rule["w_lo"]} AS w_lo, {window_rule["w_hi"]} AS w_hi
-          FROM d {window_rule["join"]}),
+          FROM {j} d {window_rule["join"]}),
         f AS (
           SELECT *, reason IS NULL AND day IS NOT NULL
                     AND (w_lo IS NULL OR (hi >= w_lo AND lo <= w_hi)) AS in_win,
-                 CASE WHEN sess > 0 THEN day END AS use_day,
-                 CASE WHEN sess > 0 AND gran IN ('event', 'lesson', 'daily') THEN 1 ELSE 0 END
-                   AS active_day
-          FROM dw)
-        SELECT student_id, product, reason, CAST(date_trunc('month', day) AS DATE) AS month,
-          in_win, bit_or(srcs) AS srcs, CAST(sum(n_read) AS BIGINT) AS n_read,
-          CAST(sum(n_kept) AS BIGINT) AS n_kept, CAST(coalesce(sum(sess), 0) AS BIGINT) AS sessions,
-          {total("minutes")}, CAST(sum(active_day) AS BIGINT) AS active_days,
-          {total("lessons_completed")},
-          {total("lessons_passed")}, min(use_day) AS first_day, max(use_day) AS last_day,
-          min(lo) AS lo, max(hi) AS hi, any_value(w_lo) AS w_lo, any_value(w_hi) AS w_hi
-        FROM f
-        GROUP BY student_id, product, reason, CAST(date_trunc('month', day) AS DATE), in_win"""
+                 {day_bit} AS day_bit
+          FROM dw),
+        g AS (
+          SELECT student_id, product, reason, CAST(date_trunc('month', day) AS DATE) AS month,
+            in_win, {srcs} AS srcs, CAST(sum(n_read) AS BIGINT) AS n_read,
+            {n_kept} AS n_kept, CAST({sessions} AS BIGINT) AS sessions,
+            {total("minutes")}, CAST({active_days} AS BIGINT) AS active_days,
+            {total("lessons_completed")}, {total("lessons_passed")}, {days}
+          FROM f GROUP BY {groups})
+        SELECT student_id, product, reason, month, in_win, srcs, n_read, n_kept, sessions,
+          minutes, active_days, lessons_completed, lessons_passed, {finish}
+        FROM g"""
     return {
         "mo_all": mo_all,
         "accounting": """SELECT coalesce(sum(n_read), 0) AS n_read,
@@ -1233,8 +1313,9 @@ def aggregation_sql(
           last_day
         FROM mo_all WHERE reason IS NULL AND month IS NOT NULL AND in_win""",
         "per": f"""WITH a AS (SELECT * FROM mo_all WHERE reason IS NULL AND month IS NOT NULL),
-            k AS (SELECT student_id, product, any_value(w_lo) AS w_lo,
-                              any_value(w_hi) AS w_hi FROM a GROUP BY student_id, product),
+            k AS (SELECT d.student_id, d.product, {window_rule["w_lo"]} AS w_lo,
+                         {window_rule["w_hi"]} AS w_hi
+                  FROM (SELECT DISTINCT student_id, product FROM a) d {window_rule["join"]}),
             span AS (SELECT product, min(lo) AS p_lo, max(hi) AS p_hi FROM a GROUP BY product)
         SELECT k.student_id, k.product,
           CAST(coalesce(sum(m.sessions), 0) AS BIGINT) AS sessions, sum(m.minutes) AS minutes,
@@ -1460,6 +1541,9 @@ def _product_facts(
             "lessons": "lessons_completed" in has or any(p.src.granularity == "lesson" for p in ps),
             "day_level": all(p.src.granularity in _DAY_LEVEL for p in ps),
             "ignored_measures": sorted({h for p in ps for h in p.ignored_measures}),
+            "record_columns": sorted(
+                {p.cols[c] for p in ps for c in p.src.record_columns if c in p.cols}
+            ),
         }
     return facts
 
@@ -1578,7 +1662,14 @@ def _definition(
                 f"{d.fidelity_pass_rate:.0%} (pass rate only where the export has lesson results)"
             ),
         },
-        "duplicates": "rows identical in every column count once; dedupe_keys keep one row per key",
+        "duplicates": "rows identical in every column count once"
+        + "".join(
+            f"; {prod}: rows identical in {', '.join(f['record_columns'])} (one usage record; "
+            "the other columns are student attributes as of the export or describe the record)"
+            for prod, f in sorted(products.items())
+            if f.get("record_columns")
+        )
+        + "; dedupe_keys keep one row per key",
         "cluster_method": CLUSTER_METHOD,
     }
 

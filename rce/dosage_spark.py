@@ -313,9 +313,9 @@ def _run_rows(
         cols = be.load_rows(rows)
         be.view(dz.ROWS_RELATION, rows_sql(cols))
         window_rule = dz._window_sql(be, plan, windows, notes)
-        # Rows from several exports or IDs may share a student-day: always re-aggregate (a no-op
-        # for rows that are already one per student-day).
-        sql = dz.aggregation_sql(int(plan.dosage.min_sessions_per_month), True, window_rule)
+        # Rows from several exports or IDs may share a student-day: the aggregation counts it
+        # once (unit and granularity not known in advance: the general form of the SQL).
+        sql = dz.aggregation_sql(int(plan.dosage.min_sessions_per_month), window_rule)
         be.materialise("mo_all", sql["mo_all"])
         acct = be.rows(sql["accounting"])[0]
         unmatched_rows = be.rows(sql["unmatched"])
@@ -365,6 +365,7 @@ def _facts(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
             "lessons": any(r[5] for r in rs) or "lesson" in grans,
             "day_level": all(g in dz._DAY_LEVEL for g in grans),
             "ignored_measures": [],
+            "record_columns": [],
         }
     return facts
 
@@ -389,13 +390,18 @@ def export_rows(
     """
     target = os.fspath(path)
     with dz.connect(plan) as con:
-        prepared, files, _ = dz.reader_stage(con, sources, plan, id_map)
+        prepared, files = dz.reader_stage(con, sources, plan, id_map)
+        # The reader stage gives one row per distinct export row; the canonical rows are one
+        # per student x product x day x export.
         dz._run(
             con,
-            f"""COPY (SELECT st.student_id, r.product, r.day, r.sess AS sessions, r.minutes,
-                  r.lessons_completed, r.lessons_passed, r.gran AS granularity, r.unit,
-                  r.reason, r.src AS source, r.n_read AS rows_read, r.n_kept AS rows_kept
-                FROM {dz.ROWS_RELATION} r LEFT JOIN {dz.STUDENTS} st ON r.student_id = st.sk)
+            f"""COPY (SELECT st.student_id, r.product, r.day, sum(r.sess) AS sessions,
+                  sum(r.minutes) AS minutes, sum(r.lessons_completed) AS lessons_completed,
+                  sum(r.lessons_passed) AS lessons_passed, r.gran AS granularity, r.unit,
+                  r.reason, r.src AS source, sum(r.n_read) AS rows_read,
+                  sum(r.n_kept) AS rows_kept
+                FROM {dz.ROWS_RELATION} r LEFT JOIN {dz.STUDENTS} st ON r.student_id = st.sk
+                GROUP BY st.student_id, r.product, r.day, r.gran, r.unit, r.reason, r.src)
                 TO {q.lit(target)} (FORMAT parquet)""",
             files,
         )

@@ -44,14 +44,17 @@ def read_expr(paths: Sequence[str], file_format: str, delimiter: str, encoding: 
     formats survive until they are parsed explicitly.
     """
     files = "[" + ", ".join(lit(p) for p in paths) + "]"
+    # Stitched exports may order their columns differently; matching them by name costs the
+    # CSV reader its column projection, so it is asked for only when there is more than one file.
+    by_name = "true" if len(paths) > 1 else "false"
     if file_format == "parquet":
-        return f"read_parquet({files}, union_by_name = true)"
+        return f"read_parquet({files}, union_by_name = {by_name})"
     enc = {"utf-8-sig": "utf-8", "utf8": "utf-8", "cp1252": "latin-1", "latin1": "latin-1"}.get(
         encoding.lower(), encoding.lower()
     )
     return (
         f"read_csv({files}, header = true, all_varchar = true, delim = {lit(delimiter)}, "
-        f"quote = '\"', escape = '\"', encoding = {lit(enc)}, union_by_name = true, "
+        f"quote = '\"', escape = '\"', encoding = {lit(enc)}, union_by_name = {by_name}, "
         "null_padding = true)"
     )
 
@@ -68,7 +71,8 @@ def date_text_expr(col: str, formats: Sequence[str]) -> str:
 def timestamp_text_expr(col: str, formats: Sequence[str]) -> str:
     """Parse a naive text timestamp (ISO, each date format with a time of day, Excel serials)."""
     x = f"trim({col})"
-    parts = [f"try_cast({x} AS TIMESTAMP)"]
+    # the cast reads spaces around most texts itself: trim only what it cannot read
+    parts = [f"try_cast({col} AS TIMESTAMP)", f"try_cast({x} AS TIMESTAMP)"]
     for f in formats:
         for suffix in TIME_SUFFIXES:
             parts.append(f"try_strptime({x}, {lit(f + suffix)})")
@@ -128,6 +132,25 @@ def text_ts_columns(col: str, formats: Sequence[str]) -> tuple[str, str]:
         f"ELSE {timestamp_text_expr(col, formats)} END"
     )
     return f"{has_offset} AS __rce_off", f"{ts} AS __rce_ts"
+
+
+def utc_text_ts_column(col: str, formats: Sequence[str]) -> str:
+    """A SELECT-list item ``__rce_ts``: the UTC instant of a text timestamp written in UTC.
+
+    For sources whose naive times are UTC an offset only needs applying when there is one:
+    the plain TIMESTAMP cast (which reads ``Z`` and ignores offsets) is used unless the end of
+    the text holds a sign, and only those texts take the slower time-zone-aware cast. A date
+    alone ("2024-09-03") also has a sign near its end; both casts read it as UTC midnight.
+    """
+    x = f"trim({col})"
+    tail = f"right({col}, 8)"
+    naive = timestamp_text_expr(col, formats)
+    return (
+        f"CASE WHEN contains({tail}, '+') OR contains({tail}, '-') "
+        f"THEN coalesce(CAST(try_cast({col} AS TIMESTAMPTZ) AS TIMESTAMP), "
+        f"CAST(try_cast({x} AS TIMESTAMPTZ) AS TIMESTAMP), {naive}) "
+        f"ELSE {naive} END AS __rce_ts"
+    )
 
 
 def local_date_from_text_ts(

@@ -140,6 +140,34 @@ def test_utc_timestamps_shift_across_midnight_and_month(tmp_path):
     }
 
 
+def test_utc_source_applies_written_offsets_in_every_spelling(tmp_path):
+    # A UTC export whose texts sometimes carry their own offset: each must be applied (the fast
+    # path reads plain texts with a cast that ignores offsets). Los Angeles is UTC-7 in October.
+    cases = {
+        "2024-10-01 05:30:00+02:00": date(2024, 9, 30),  # 03:30 UTC -> Sept 30, 20:30 local
+        "2024-10-01T05:30:00+0200": date(2024, 9, 30),
+        "2024-10-01 05:30:00+02": date(2024, 9, 30),
+        "2024-10-01T12:30:00.250+05:30": date(2024, 10, 1),  # 07:00:00.25 UTC -> 00:00 local
+        "2024-10-01 01:00:00-05:00": date(2024, 9, 30),  # 06:00 UTC -> 23:00 local
+        "2024-09-30 23:00:00-05:00 ": date(2024, 9, 30),  # 04:00 UTC Oct 1; trailing space
+        " 2024-10-01T10:00:00Z": date(2024, 10, 1),  # 03:00 local
+        "2024-10-02": date(2024, 10, 1),  # a date alone is UTC midnight: 17:00 the day before
+        "10/03/2024 16:00": date(2024, 10, 3),  # the export's US format, naive: UTC
+    }
+    rows = [{"sid": str(i), "start": t, "mins": 5} for i, t in enumerate(cases)]
+    src = UsageSource(
+        paths=(write(tmp_path, "e.csv", rows),),
+        product="Lexia",
+        granularity="event",
+        columns={"student_id": "sid", "timestamp": "start", "minutes": "mins"},
+        timestamp_tz="UTC",
+    )
+    res = compute_dosage([src], plan=plan())
+    got = res.per_student.set_index("student_id")["first_use"].dt.date.to_dict()
+    assert got == {str(i): d for i, d in enumerate(cases.values())}
+    assert res.rows_bad_date == 0
+
+
 # --- the evaluation window ------------------------------------------------------------------------
 
 
@@ -639,3 +667,67 @@ def test_a_failing_progress_display_does_not_stop_the_run(tmp_path):
 
     res = compute_dosage([src], plan=plan(), progress=broken)
     assert len(res.per_student) == 50
+
+
+# --- duplicates by record columns (layouts that carry student attributes as of the export) ------
+
+IREADY_LESSON_HEADER = (
+    "Last Name,First Name,Student ID,Student Grade,Academic Year,School,Subject,Enrolled,"
+    "Class(es),Domain,Lesson ID,Lesson Name,Completion Date,Total Time on Lesson (min),Score,"
+    "Passed or Not Passed,Teacher-Assigned Lesson"
+)
+
+
+def _iready_row(cls: str, lesson: str, day: str, minutes: int, score: int) -> str:
+    passed = "Passed" if score >= 70 else "Not Passed"
+    return (
+        f'Doe,Ann,123,3,2024-2025,Oak Elementary,Reading,Enrolled,"{cls}",Phonics,{lesson},'
+        f'"Short Vowels: a, i",{day},{minutes},{score},{passed},N'
+    )
+
+
+def test_iready_lesson_reexport_with_changed_class_counts_each_lesson_once(tmp_path):
+    from rce import io as rio
+
+    fall = [_iready_row("Grade 3 - Ruiz", "DI.ELA.PH.3.1000", "09/03/2024", 15, 80),
+            _iready_row("Grade 3 - Ruiz", "DI.ELA.PH.3.1001", "09/04/2024", 20, 60)]
+    # the student moved class before the spring export: the same two lessons come back with
+    # another class (and one new lesson); a second, different lesson on 09/04 with the same
+    # time and score is a record of its own
+    spring = [_iready_row("Grade 3 - Lee", "DI.ELA.PH.3.1000", "09/03/2024", 15, 80),
+              _iready_row("Grade 3 - Lee", "DI.ELA.PH.3.1001", "09/04/2024", 20, 60),
+              _iready_row("Grade 3 - Lee", "DI.ELA.PH.3.1002", "09/04/2024", 20, 60),
+              _iready_row("Grade 3 - Lee", "DI.ELA.PH.3.1003", "01/14/2025", 10, 90)]
+    a = write(tmp_path, "lessons_fall.csv", "\n".join([IREADY_LESSON_HEADER, *fall]) + "\n")
+    b = write(tmp_path, "lessons_spring.csv", "\n".join([IREADY_LESSON_HEADER, *spring]) + "\n")
+    p = plan()
+    src = rio.usage_source_for([Path(a), Path(b)], p, product="i-Ready")
+    assert src.layout == "iready_lesson"
+    assert "lesson_id" in src.record_columns and "school" not in src.record_columns
+    res = compute_dosage([src], plan=p)
+    r = row(res, "123")
+    assert res.rows_read == 6 and res.rows_deduplicated == 2
+    assert (r["minutes"], r["sessions"]) == (65, 3)  # 3 student-days
+    assert row(compute_dosage([src], plan=plan(unit="row")), "123")["sessions"] == 4  # lessons
+    assert "Lesson ID" in res.definition["duplicates"]
+    # a layout without record columns compares every column: the changed class keeps the
+    # re-exported rows apart
+    plain = dataclasses.replace(src, record_columns=())
+    res_plain = compute_dosage([plain], plan=plan(unit="row"))
+    assert res_plain.rows_deduplicated == 0
+    assert (row(res_plain, "123")["sessions"], row(res_plain, "123")["minutes"]) == (6, 100)
+
+
+def test_iready_lesson_rows_repeated_per_standard_are_one_lesson(tmp_path):
+    from rce import io as rio
+
+    header = IREADY_LESSON_HEADER + ",Standard Code"
+    rows = [_iready_row("G3", "DI.ELA.PH.3.1000", "09/03/2024", 15, 80) + f",RF.3.{k}"
+            for k in (1, 2, 3)]
+    path = write(tmp_path, "with_standards.csv", "\n".join([header, *rows]) + "\n")
+    p = plan()
+    src = rio.usage_source_for([Path(path)], p, product="i-Ready")
+    res = compute_dosage([src], plan=plan(unit="row"))
+    r = row(res, "123")
+    assert (r["sessions"], r["minutes"]) == (1, 15)
+    assert res.rows_deduplicated == 2

@@ -127,8 +127,10 @@ def ref_rows(src: UsageSource, plan: Plan) -> tuple[pd.DataFrame, int, int]:
     """Rows of one source with (raw_id, day, measures), after de-duplication."""
     raw = _read(src)
     n_read = len(raw)
-    raw = raw.drop_duplicates()
     c = src.columns
+    # the layout's record columns, else every column
+    record = [c[k] for k in src.record_columns if k in c] or None
+    raw = raw.drop_duplicates(subset=record)
     fmts = tuple(f for f in src.date_formats if "%" in f)
     rows = pd.DataFrame({"rid": raw[c["student_id"]].map(ref_norm_id)})
     if "timestamp" in c:

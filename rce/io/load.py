@@ -687,6 +687,7 @@ def usage_source_for(paths: list[Path], plan: Plan, *, product: str = "", layout
         date_formats=tuple(formats),
         monthly_columns=monthly,
         dedupe_keys=layout.dedupe_keys,
+        record_columns=layout.record_columns,
         subject=subject or layout.subject,
         layout=layout.name,
     )

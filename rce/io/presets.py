@@ -58,6 +58,10 @@ class Layout:
     dedupe_keys
         Canonical columns that identify a row across overlapping re-exports (``student_id`` and
         one of ``date`` / ``timestamp`` / ``month``: what ``rce.dosage`` can partition on).
+    record_columns
+        Canonical columns that describe one usage record; a row equal to another in these (and
+        different only in student attributes written at export time) is the same record
+        exported twice. Empty: duplicates must be equal in every column.
     """
 
     name: str
@@ -70,6 +74,7 @@ class Layout:
     monthly_columns: dict[str, tuple[int, int, str]] = field(default_factory=dict)
     blocks: dict[str, dict[str, str]] = field(default_factory=dict)
     dedupe_keys: tuple[str, ...] = ()
+    record_columns: tuple[str, ...] = ()
     description: str = ""
 
 
@@ -318,6 +323,12 @@ def _iready_lesson(h: _Header, hint: str) -> Layout | None:
         granularity="lesson",
         subject=_subject_from_header(h, hint) if "subject" not in cols else "",
         product="i-Ready",
+        # A lesson is the student, the lesson, its date, time, score and result. The other
+        # columns are the student's name, grade, class, enrollment and demographics as of the
+        # export (they change between re-exports of the same lesson) or describe the lesson ID
+        # (name, objective, domain); the "with Standards" export repeats a lesson per standard.
+        record_columns=("student_id", "lesson_id", "date", "minutes", "score", "passed",
+                        "subject", "teacher_assigned"),
         description="i-Ready Personalized Instruction by Lesson (one row per completed lesson)",
     )
 
