@@ -127,7 +127,7 @@ def analyze(
     if out is None:
         base = study_dir if study_dir is not None else Path.cwd()
         out = base / DEFAULT_REPORT_DIRNAME
-    # A helper process starts now (its imports overlap the data stages) and draws half of the
+    # A helper process (started by the pipeline as the dosage step begins) draws part of the
     # report's charts on the second core.
     with charts_on_two_cores():
         run = pipeline.run_analysis(plan, lock=lock, progress=progress)

@@ -231,6 +231,7 @@ def _run_stages(
     from rce import dosage as dosage_mod
     from rce import io as rio
     from rce.prepare import build_analysis_frame
+    from rce.report import chart_helper
 
     _stage(progress, "Reading the roster and the score files")
     roster = rio.load_roster(plan.inputs.roster, plan)
@@ -239,6 +240,7 @@ def _run_stages(
 
     _stage(progress, DOSAGE_STAGE)
     _import_in_background(LATER_MODULES)
+    chart_helper.start_helper()  # only inside api.analyze's charts_on_two_cores()
     windows = analysis.frame[["student_id", "baseline_date", "outcome_date"]]
     sources, dose = _compute_dosage(plan, roster, windows, progress)
 

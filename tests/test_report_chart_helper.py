@@ -17,6 +17,7 @@ def test_report_identical_with_and_without_the_helper() -> None:
     local = {name: render_html(res()) for name, res in
              (("complete", complete_results), ("hostile", hostile_results))}
     with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
         assert chart_helper.helper_running()
         shared = {name: render_html(res()) for name, res in
                   (("complete", complete_results), ("hostile", hostile_results))}
@@ -40,6 +41,7 @@ def test_the_helper_really_draws(monkeypatch: pytest.MonkeyPatch) -> None:
     results = complete_results()
     local = build_view(results)
     with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
         # Keep this process busy until the helper has taken a chart.
         jobs = [(charts.probability_bars, ({"worse": 0.1, "no_change": 0.5, "better": 0.4},),
                  {"title": f"t{i}"}) for i in range(40)]
@@ -54,12 +56,23 @@ def test_a_dead_helper_leaves_every_chart_to_this_process() -> None:
     results = complete_results()
     local = build_view(results)
     with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
         helper = chart_helper._helper
         assert helper is not None
         helper.proc.kill()
         helper.proc.wait()
         assert build_view(results) == local
         assert not helper.alive
+
+
+def test_no_helper_outside_the_block() -> None:
+    chart_helper.start_helper()
+    assert not chart_helper.helper_running()
+    with chart_helper.charts_on_two_cores():
+        assert not chart_helper.helper_running()  # started on request only
+        chart_helper.start_helper()
+        assert chart_helper.helper_running()
+    assert not chart_helper.helper_running()
 
 
 def test_arguments_that_do_not_survive_json_stay_here() -> None:

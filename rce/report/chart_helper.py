@@ -1,8 +1,8 @@
 """Draw a report's charts on two cores: this process and one helper process.
 
 matplotlib holds the GIL, so threads cannot draw two charts at once. While ``rce analyze`` runs,
-a helper Python process (started early, so its ~1 s of imports overlaps the data stages) waits
-for chart requests; when the report is written, this process and the helper take charts from
+a helper Python process (started as the dosage step begins, so its ~1 s of imports overlaps
+DuckDB's work) waits for chart requests; when the report is written, this process and the helper take charts from
 one queue until none is left. A chart is the same ``<svg>`` string whichever process draws it
 (same interpreter and libraries, the house style reset for every chart, deterministic ids), and
 anything that goes wrong with the helper -- it cannot start, dies, answers with an error, or a
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Job", "charts_on_two_cores", "helper_running", "render_jobs"]
+__all__ = ["Job", "charts_on_two_cores", "helper_running", "render_jobs", "start_helper"]
 
 #: One chart call: (chart function from :mod:`rce.report.charts`, args, kwargs).
 Job = tuple[Callable[..., str], tuple[Any, ...], dict[str, Any]]
@@ -37,6 +37,8 @@ _PER_CHART_TIMEOUT = 60.0
 
 _helper: _Helper | None = None
 _helper_lock = threading.Lock()
+#: Depth of open charts_on_two_cores() blocks; the helper may run only inside one.
+_wanted = 0
 
 
 class _Helper:
@@ -103,26 +105,34 @@ atexit.register(_stop)
 
 @contextlib.contextmanager
 def charts_on_two_cores() -> Iterator[None]:
-    """Inside the block, reports draw their charts here and in a helper process.
+    """Inside the block, reports may draw their charts here and in a helper process.
 
-    Started at once (its imports overlap whatever the block does first) and stopped at the end.
-    On a single-core machine, or if the helper cannot start, charts are drawn here only.
+    The helper starts when :func:`start_helper` is called inside the block (``rce analyze``
+    does so as the dosage step begins, so the helper's imports overlap DuckDB's work) and is
+    stopped at the end of the block. Without it, or on a single-core machine, charts are drawn
+    here only.
     """
-    global _helper
-    started = False
-    if (os.cpu_count() or 1) >= 2:
-        with _helper_lock:
-            if _helper is None:
-                try:
-                    _helper = _Helper()
-                    started = True
-                except OSError:
-                    _helper = None
+    global _wanted
+    _wanted += 1
     try:
         yield
     finally:
-        if started:
+        _wanted -= 1
+        if _wanted == 0:
             _stop()
+
+
+def start_helper() -> None:
+    """Start the helper process now, inside :func:`charts_on_two_cores` (else do nothing)."""
+    global _helper
+    if not _wanted or (os.cpu_count() or 1) < 2:
+        return
+    with _helper_lock:
+        if _helper is None:
+            try:
+                _helper = _Helper()
+            except OSError:
+                _helper = None
 
 
 def helper_running() -> bool:
