@@ -32,9 +32,6 @@ __all__ = ["Job", "charts_on_two_cores", "helper_running", "render_jobs", "start
 #: One chart call: (chart function from :mod:`rce.report.charts`, args, kwargs).
 Job = tuple[Callable[..., str], tuple[Any, ...], dict[str, Any]]
 
-#: Seconds one chart may take in the helper before it is given up and drawn here.
-_PER_CHART_TIMEOUT = 60.0
-
 _helper: _Helper | None = None
 _helper_lock = threading.Lock()
 #: Depth of open charts_on_two_cores() blocks; the helper may run only inside one.
@@ -59,9 +56,14 @@ class _Helper:
             env=env,
         )
         self.alive = True
+        self.busy = threading.Lock()  # one request on the pipe at a time
 
     def draw(self, name: str, payload: bytes) -> str | None:
         """The helper's SVG for one chart, or None (then it is drawn here)."""
+        with self.busy:
+            return self._draw(name, payload)
+
+    def _draw(self, name: str, payload: bytes) -> str | None:
         if not self.alive:
             return None
         try:
@@ -171,7 +173,9 @@ def _as_json_types(value: Any) -> Any:
 def render_jobs(jobs: Sequence[Job]) -> list[str]:
     """Draw every chart, sharing them with the helper process when one is running.
 
-    Returns the SVG strings in the order of ``jobs``.
+    Returns the SVG strings in the order of ``jobs``. This process never waits for the helper:
+    when no chart is left to start, it also draws the one the helper is still drawing (the
+    helper is slower when other programs hold the cores), and the first copy done is used.
     """
     helper = _helper
     if helper is None or not helper.alive or len(jobs) < 2:
@@ -182,7 +186,6 @@ def render_jobs(jobs: Sequence[Job]) -> list[str]:
     # that finishes last is a small one whichever process draws it.
     shared = deque(sorted((i for i, p in enumerate(payloads) if p is not None),
                           key=lambda i: -len(payloads[i] or b"")))
-    own = [i for i, p in enumerate(payloads) if p is None]
 
     def feed() -> None:
         while helper.alive:
@@ -192,32 +195,29 @@ def render_jobs(jobs: Sequence[Job]) -> list[str]:
                 return
             svg = helper.draw(jobs[i][0].__name__, payloads[i] or b"")
             if svg is None:
-                return  # the helper failed: this chart and the rest are drawn here
-            results[i] = svg
+                return  # the helper failed: its chart is drawn here
+            if results[i] is None:
+                results[i] = svg
 
-    feeder = threading.Thread(target=feed, name="rce-chart-helper")
-    feeder.start()
-    try:
-        for i in own:
+    # A daemon thread: an abandoned duplicate must not hold up the end of the run; the helper's
+    # pipe is closed when the caller's charts_on_two_cores() block ends.
+    threading.Thread(target=feed, name="rce-chart-helper", daemon=True).start()
+    for i in range(len(jobs)):
+        if payloads[i] is None:
+            results[i] = jobs[i][0](*jobs[i][1], **jobs[i][2])
+    while True:
+        try:
+            i = shared.popleft()
+        except IndexError:
+            break
+        results[i] = jobs[i][0](*jobs[i][1], **jobs[i][2])
+    out = []
+    for i, svg in enumerate(results):
+        if svg is None:  # in the helper, or given back by it: drawn here as well
             function, args, kwargs = jobs[i]
-            results[i] = function(*args, **kwargs)
-        while True:
-            try:
-                i = shared.popleft()
-            except IndexError:
-                break
-            function, args, kwargs = jobs[i]
-            results[i] = function(*args, **kwargs)
-    finally:
-        feeder.join(timeout=_PER_CHART_TIMEOUT)
-        if feeder.is_alive():
-            # The helper hangs on one chart: end it, so its pipe closes and the feeder returns.
-            helper.alive = False
-            helper.proc.kill()
-            feeder.join()
-            _stop()
-    return [svg if svg is not None else jobs[i][0](*jobs[i][1], **jobs[i][2])
-            for i, svg in enumerate(results)]
+            svg = results[i] or function(*args, **kwargs)
+        out.append(svg)
+    return out
 
 
 def _serve() -> None:
