@@ -67,3 +67,23 @@ def test_gap_pooling_on_arrays_equals_per_group_frames() -> None:
             expected[idx] = eb_shrink(sub["mean"].to_numpy(dtype=float), se).pooled
     got = _pool(rows)["pooled_mean"].to_numpy()
     np.testing.assert_array_equal(got, expected)
+
+
+def test_arrow_reader_strips_cells_like_the_pandas_pass(tmp_path) -> None:
+    from rce.io import readers
+
+    text = ("ID,Name,School,Score\n"
+            " 001 , Ana ,\u00a0North\u00a0,  \n"
+            "002,\tBo\t,   ,71\n"
+            "003,\"  quoted  \",\"\",\"  \"\n"
+            "004,\u2003Em\u2003,South,88\n")
+    path = tmp_path / "t.csv"
+    path.write_text(text, encoding="utf-8")
+    fast = readers.read_table(path)
+    assert fast.cells_stripped
+    slow = readers._text_frame(path, path.read_bytes(), "csv", 10**6)  # the pandas reader
+    assert not slow.cells_stripped
+    readers._strip_cells(slow)
+    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
+    assert fast.frame["Name"].tolist()[:2] == ["Ana", "Bo"]
+    assert fast.frame["Score"].isna().tolist() == [True, False, True, False]

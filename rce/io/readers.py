@@ -18,7 +18,7 @@ import io
 import re
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -59,6 +59,9 @@ class RawTable:
     encoding: str
     delimiter: str
     format: str
+    #: Cells already stripped of surrounding whitespace, blanks already missing (done by the
+    #: Arrow reader on whole columns); read_table then skips its own pass.
+    cells_stripped: bool = field(default=False, repr=False, compare=False)
 
     @property
     def columns(self) -> list[str]:
@@ -330,7 +333,7 @@ def _text_frame(path: Path, data: bytes, fmt: str, nrows: int | None) -> RawTabl
         if fast is not None:
             fast = _drop_unnamed_trailing(fast, header)
             fast.columns = [str(c).strip() for c in fast.columns]
-            return RawTable(fast, path, encoding, delimiter, fmt)
+            return RawTable(fast, path, encoding, delimiter, fmt, cells_stripped=True)
     try:
         with warnings.catch_warnings():
             # index_col=False: without it pandas turns the first cells of rows longer than the
@@ -440,6 +443,16 @@ def _arrow_frame(data: bytes, encoding: str, delimiter: str, header_line: str
         return None
     if table.column_names != raw_header:
         return None
+    # _strip_cells on whole Arrow columns, before pandas: the same kernel pandas' str.strip
+    # uses, blanks to missing; about 1 ms a column less than the per-column pandas pass.
+    import pyarrow.compute as pc
+
+    missing = pa.scalar(None, pa.string())
+    table = pa.table(
+        [pc.if_else(pc.equal(trimmed, ""), missing, trimmed)
+         for trimmed in (pc.utf8_trim_whitespace(col) for col in table.columns)],
+        names=raw_header,
+    )
     frame = table.to_pandas()
     frame.columns = raw_header
     return frame
@@ -571,7 +584,8 @@ def read_table(path: Path | str, *, nrows: int | None = None) -> RawTable:
                 where=str(path),
                 hint='Open the file in a spreadsheet and save it again as "CSV UTF-8".',
             ) from None
-    _strip_cells(table)
+    if not table.cells_stripped:
+        _strip_cells(table)
     return table
 
 
