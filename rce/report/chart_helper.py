@@ -44,10 +44,14 @@ class _Helper:
     def __init__(self) -> None:
         import rce
 
-        root = str(Path(rce.__file__).resolve().parent.parent)
+        root = Path(rce.__file__).resolve().parent.parent
         env = dict(os.environ)
-        # The helper must import this very copy of rce (a checkout, a --rce-path benchmark).
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        if not _is_site_packages(root):
+            # The helper must import this very copy of rce (a checkout, a --rce-path
+            # benchmark). A site-packages folder is never put first: it could hide the
+            # standard library behind an old backport.
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root),
+                                                              env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rce.report.chart_helper"],
             stdin=subprocess.PIPE,
@@ -92,6 +96,16 @@ class _Helper:
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def _is_site_packages(folder: Path) -> bool:
+    import site
+
+    try:
+        places = [*site.getsitepackages(), site.getusersitepackages()]
+    except AttributeError:  # some virtualenv builds lack getsitepackages
+        places = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    return any(Path(p).resolve() == folder for p in places if p)
 
 
 def _stop() -> None:
