@@ -87,3 +87,60 @@ def test_arrow_reader_strips_cells_like_the_pandas_pass(tmp_path) -> None:
     pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
     assert fast.frame["Name"].tolist()[:2] == ["Ana", "Bo"]
     assert fast.frame["Score"].isna().tolist() == [True, False, True, False]
+
+
+def _mutations(doc, rng):
+    """Paths to every value of a JSON document, and a few ways to break one."""
+    paths = []
+
+    def walk(node, path):
+        paths.append(path)
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*path, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node[:3]):
+                walk(v, (*path, i))
+
+    walk(doc, ())
+    replacements = [None, True, 0, -1, -0.5, 1.5, 10**6, "", "x", "2024-13", [], {}, float("inf"),
+                    "fall", "winter", "pass", "primary"]
+    for _ in range(400):
+        path = paths[rng.integers(len(paths))]
+        if not path:
+            continue
+        import copy
+
+        new = copy.deepcopy(doc)
+        parent = new
+        for key in path[:-1]:
+            parent = parent[key]
+        kind = rng.integers(3)
+        if kind == 0:
+            parent[path[-1]] = replacements[rng.integers(len(replacements))]
+        elif kind == 1 and isinstance(parent, dict):
+            del parent[path[-1]]
+        elif isinstance(parent, dict):
+            parent["unexpected_key"] = 1
+        yield new
+
+
+def test_fast_schema_check_never_accepts_what_jsonschema_rejects() -> None:
+    import jsonschema
+    from report_fixtures import complete_results
+
+    from rce.report.results import _fast_schema, load_schema, to_jsonable
+
+    fast = _fast_schema()
+    assert fast is not None, "the shipped schema uses a keyword the fast check does not know"
+    validator = jsonschema.Draft202012Validator(load_schema())
+    doc = to_jsonable(complete_results())
+    assert not list(validator.iter_errors(doc)) and fast(doc)
+    rng = np.random.default_rng(11)
+    rejected = 0
+    for bad in _mutations(doc, rng):
+        errors = list(validator.iter_errors(bad))
+        if errors:
+            rejected += 1
+            assert not fast(bad), f"fast check accepted: {errors[0].message}"
+    assert rejected > 50  # the mutations do break the schema often enough to test something
