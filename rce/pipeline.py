@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,22 @@ def _display_path(path: Path | str, plan: Plan) -> str:
         return str(path)
 
 
+def _yield_the_cpu() -> None:
+    """Lower CPU priority for the calling thread (Linux): the hashes are not needed before the
+    usage summaries, so they take the cycles the stages leave idle instead of competing with
+    the roster and score parsing (about 0.3 s of that stage on two busy cores)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere setpriority's "process" would not mean this thread
+    try:
+        # 10, not 19: on a machine saturated by other programs the hashes must still be done
+        # by the time the usage summaries need them (about a tenth of a core at nice 10).
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except OSError:  # not permitted here: hashing at normal priority
+        pass
+
+
 class _InputHashes:
     """sha256 of the input files, computed on a background thread while the analysis runs.
 
@@ -74,7 +91,8 @@ class _InputHashes:
         import glob
         from concurrent.futures import ThreadPoolExecutor
 
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rce-sha256")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rce-sha256",
+                                        initializer=_yield_the_cpu)
         self._jobs: dict[str, Any] = {}
         paths = [*plan.inputs.roster, *plan.inputs.scores, *(u.path for u in plan.inputs.usage)]
         for p in paths:

@@ -144,3 +144,26 @@ def test_fast_schema_check_never_accepts_what_jsonschema_rejects() -> None:
             rejected += 1
             assert not fast(bad), f"fast check accepted: {errors[0].message}"
     assert rejected > 50  # the mutations do break the schema often enough to test something
+
+
+def test_hash_thread_yields_the_cpu_only_itself() -> None:
+    import os
+    import sys
+    import threading
+
+    from rce.pipeline import _yield_the_cpu
+
+    if not sys.platform.startswith("linux"):
+        return
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def run() -> None:
+        _yield_the_cpu()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert seen == [max(before, 10)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
