@@ -45,6 +45,7 @@ directly, with a memory limit and a private spill directory.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import re
@@ -678,9 +679,21 @@ def _active_expr(p: _Prepared) -> str:
 
 
 def _source_sql(
-    p: _Prepared, plan: Plan, idx: int, salt: int = 0, segments: q.Segments | None = None
+    p: _Prepared,
+    plan: Plan,
+    idx: int,
+    salt: int = 0,
+    segments: q.Segments | None = None,
+    *,
+    raw_ids: bool = False,
+    dedup_table: str | None = None,
 ) -> str:
-    """SQL for one source: rows -> de-duplicated -> student-day by the raw ID's hash."""
+    """SQL for one source: rows -> distinct rows keyed by the raw ID's hash.
+
+    ``raw_ids``: only the de-duplication level, keyed by the raw ID text (to be materialised,
+    see :func:`reader_stage`). ``dedup_table``: read that materialised level instead of the
+    files.
+    """
     src, types, cols = p.src, p.types, p.cols
     reader = q.read_expr(p.files, src.file_format, src.delimiter, src.encoding)
     tz = plan.study.timezone
@@ -688,6 +701,8 @@ def _source_sql(
     # costs more than the whole aggregation, so it is done once per distinct ID (the ID map,
     # see _register_ids) and joined to the student-days.
     rid = raw_id_key(q.ident(cols["student_id"]), salt)
+    if raw_ids:
+        rid = f"CAST({q.ident(cols['student_id'])} AS VARCHAR)"
     # Duplicates are rows equal in every column, or in the columns that describe the usage
     # record when the layout names them (the rest are student attributes as of the export).
     record = [cols[c] for c in src.record_columns if c in cols] or list(types)
@@ -780,6 +795,12 @@ def _source_sql(
     dedup = f"SELECT {grp}, h, " + "".join(f"{c}, " for c in carried) + (
         f"count(*) AS n FROM r GROUP BY {grp}, h" + "".join(f", {c}" for c in carried)
     )
+    if raw_ids:
+        return f"WITH r AS ({rows_sql}) {dedup}"
+    with_rows = f"r AS ({rows_sql}),"
+    if dedup_table:
+        dedup = f"SELECT * REPLACE ({raw_id_key('rid', salt)} AS rid) FROM {dedup_table}"
+        with_rows = ""
     if src.dedupe_keys:
         # One row per key and day: the day is always part of the key, so a key that names a
         # kind of activity (not one row) cannot merge use on different days.
@@ -832,7 +853,7 @@ def _source_sql(
     n_kept = "1" if keep == "TRUE" else "CASE WHEN kept THEN 1 ELSE 0 END"
     product = "product" if row_product else prod
     return f"""
-        WITH r AS ({rows_sql}),
+        WITH {with_rows}
         d AS ({dedup}),
         k AS (SELECT d.*, {keep} AS kept, {active} AS active FROM d{key_join})
         SELECT {idx} AS src, {product} AS product, {q.lit(src.granularity)} AS gran,
@@ -883,10 +904,20 @@ def raw_id_key(column_sql: str, salt: int = 0) -> str:
     return f"hash(CAST({column_sql} AS VARCHAR){extra})"
 
 
-def _raw_usage_ids(con: duckdb.DuckDBPyConnection, prepared: Sequence[_Prepared]) -> pd.Series:
-    """Distinct raw student IDs of the exports, as the text DuckDB reads (blanks included)."""
+def _raw_usage_ids(
+    con: duckdb.DuckDBPyConnection,
+    prepared: Sequence[_Prepared],
+    tables: dict[int, str] | None = None,
+) -> pd.Series:
+    """Distinct raw student IDs of the exports, as the text DuckDB reads (blanks included).
+
+    ``tables``: export number -> its materialised distinct rows (IDs read from there).
+    """
     parts = []
-    for p in prepared:
+    for i, p in enumerate(prepared):
+        if tables and i in tables:
+            parts.append(f"SELECT DISTINCT rid AS r FROM {tables[i]}")
+            continue
         reader = q.read_expr(p.files, p.src.file_format, p.src.delimiter, p.src.encoding)
         parts.append(
             f"SELECT DISTINCT CAST({q.ident(p.cols['student_id'])} AS VARCHAR) AS r FROM {reader}"
@@ -978,7 +1009,17 @@ def compute_dosage(
     thr = int(dcfg.min_sessions_per_month)
     notes: list[str] = []
     with connect(plan) as con:
-        prepared, files = reader_stage(con, sources, plan, id_map)
+        # Text exports parsed once are most of the reading: the first 70% of the progress.
+        read_share = 0.7
+        prepared, files = reader_stage(
+            con,
+            sources,
+            plan,
+            id_map,
+            functools.partial(_scaled_progress, progress, 0.0, read_share) if progress else None,
+        )
+        if not any(_parse_once(p, plan) for p in prepared):
+            read_share = 0.0
         window_rule = _window_sql(con, plan, windows, notes, keyed=True)
         measures = [m for m in ("minutes", "lessons_completed", "lessons_passed")
                     if any(m in p.measures for p in prepared)]
@@ -993,7 +1034,12 @@ def compute_dosage(
         )
         # Student-month level with the window applied; rows outside it, unmatched rows and
         # unreadable dates are carried only as counts. One pass, streaming from the files.
-        with _watch_progress(con, progress):
+        rest = (
+            functools.partial(_scaled_progress, progress, read_share, 1.0 - read_share)
+            if progress
+            else None
+        )
+        with _watch_progress(con, rest):
             _run(con, f"CREATE TEMP TABLE mo_all AS {sql['mo_all']}", files)
         acct = _run(con, sql["accounting"]).fetchall()[0]
         unmatched_rows = _run(con, sql["unmatched"]).fetchall()
@@ -1050,11 +1096,40 @@ def compute_dosage(
     )
 
 
+#: Text exports up to this many bytes per GB of ``engine.memory_limit`` are parsed once (their
+#: distinct rows kept in a temp table); larger ones are scanned for their IDs, then read again.
+PARSE_ONCE_BYTES_PER_GB = 1_000_000_000
+
+
+def _memory_gb(limit: str) -> float:
+    """``engine.memory_limit`` ("1GB", "512MB", "3 GiB") in GB (1 when it cannot be read)."""
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)I?B?\s*", limit.upper())
+    if not m:
+        return 1.0
+    scale = {"": 1e-9, "K": 1e-6, "M": 1e-3, "G": 1.0, "T": 1e3}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def _parse_once(p: _Prepared, plan: Plan) -> bool:
+    """Whether a text export is small enough to keep its distinct rows in a temp table."""
+    if p.src.file_format != "csv":
+        return False
+    size = sum(os.path.getsize(f) for f in p.files)
+    return size <= PARSE_ONCE_BYTES_PER_GB * _memory_gb(plan.engine.memory_limit)
+
+
+def _scaled_progress(
+    progress: Callable[[float], None], start: float, share: float, done: float
+) -> None:
+    progress(start + share * done)
+
+
 def reader_stage(
     con: duckdb.DuckDBPyConnection,
     sources: Sequence[UsageSource],
     plan: Plan,
     id_map: IdMap,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[list[_Prepared], list[str]]:
     """Create the view :data:`ROWS_RELATION` (distinct rows of every export, IDs mapped).
 
@@ -1076,11 +1151,25 @@ def reader_stage(
             hint="Stitch the exports of one product into one file pattern (a glob).",
         )
     files = [f for p in prepared for f in p.files]
-    keys = _id_keys(_raw_usage_ids(con, prepared), id_map)
-    salt = _register_ids(con, keys)
     segments = utc_offset_segments(con, plan.study.timezone)
+    # Text exports that fit the memory budget are parsed once: their distinct rows, keyed by
+    # the raw ID text, are kept in a temp table that gives both the distinct IDs and the rows.
+    # Larger ones (and Parquet, whose ID column reads alone) are scanned for their IDs first.
+    tables: dict[int, str] = {}
+    once = [i for i, p in enumerate(prepared) if _parse_once(p, plan)]
+    for n, i in enumerate(once):
+        tables[i] = f"rce_rows_{i}"
+        sql = _source_sql(prepared[i], plan, i, segments=segments, raw_ids=True)
+        scaled = None
+        if progress is not None:
+            scaled = functools.partial(_scaled_progress, progress, n / len(once), 1 / len(once))
+        with _watch_progress(con, scaled):
+            _run(con, f"CREATE TEMP TABLE {tables[i]} AS {sql}", prepared[i].files)
+    keys = _id_keys(_raw_usage_ids(con, prepared, tables), id_map)
+    salt = _register_ids(con, keys)
     union = " UNION ALL ".join(
-        f"({_source_sql(p, plan, i, salt, segments)})" for i, p in enumerate(prepared)
+        f"({_source_sql(p, plan, i, salt, segments, dedup_table=tables.get(i))})"
+        for i, p in enumerate(prepared)
     )
     j = f"""SELECT s.src, s.product, s.gran, s.unit, m.sk AS student_id,
               CASE WHEN m.sk IS NULL THEN coalesce(m.reason, 'not_in_id_map') END AS reason,
@@ -1275,7 +1364,10 @@ def aggregation_sql(
         day_bit = "CAST(1 AS BIGINT) << dayofmonth(day)"
     else:
         n_kept = "CAST(sum(n_kept) AS BIGINT)"
-        day_bit = "CASE WHEN sess > 0 THEN CAST(1 AS BIGINT) << dayofmonth(day) ELSE CAST(0 AS BIGINT) END"
+        day_bit = (
+            "CASE WHEN sess > 0 THEN CAST(1 AS BIGINT) << dayofmonth(day) "
+            "ELSE CAST(0 AS BIGINT) END"
+        )
     groups = "student_id, product, reason, CAST(date_trunc('month', day) AS DATE), in_win"
     mo_all = f"""WITH dw AS (
           SELECT d.*, {lo} AS lo, {hi} AS hi,

@@ -137,19 +137,21 @@ def text_ts_columns(col: str, formats: Sequence[str]) -> tuple[str, str]:
 def utc_text_ts_column(col: str, formats: Sequence[str]) -> str:
     """A SELECT-list item ``__rce_ts``: the UTC instant of a text timestamp written in UTC.
 
-    For sources whose naive times are UTC an offset only needs applying when there is one:
-    the plain TIMESTAMP cast (which reads ``Z`` and ignores offsets) is used unless the end of
-    the text holds a sign, and only those texts take the slower time-zone-aware cast. A date
-    alone ("2024-09-03") also has a sign near its end; both casts read it as UTC midnight.
+    For sources whose naive times are UTC an offset only needs applying when there is one. The
+    plain TIMESTAMP cast (which reads ``Z`` and ignores offsets) is used unless the text holds
+    a ``+``, or a ``-`` after a ``:`` (an offset follows the time of day); only those texts take
+    the slower time-zone-aware cast. Texts the plain cast cannot read go through the export's
+    date formats (:func:`timestamp_text_expr`).
     """
     x = f"trim({col})"
-    tail = f"right({col}, 8)"
+    offset = f"contains({col}, '+') OR {col} LIKE '%:%-%'"
     naive = timestamp_text_expr(col, formats)
     return (
-        f"CASE WHEN contains({tail}, '+') OR contains({tail}, '-') "
+        f"CASE WHEN {offset} "
         f"THEN coalesce(CAST(try_cast({col} AS TIMESTAMPTZ) AS TIMESTAMP), "
         f"CAST(try_cast({x} AS TIMESTAMPTZ) AS TIMESTAMP), {naive}) "
-        f"ELSE {naive} END AS __rce_ts"
+        f"ELSE coalesce(try_cast({col} AS TIMESTAMP), "
+        f"CASE WHEN {col} IS NOT NULL THEN {naive} END) END AS __rce_ts"
     )
 
 
@@ -192,7 +194,11 @@ def local_date_from_typed(
 def number_expr(col: str, duck_type: str) -> str:
     """A numeric column as DOUBLE (text: thousands separators removed; bad values -> NULL)."""
     if duck_type.upper() in ("VARCHAR", "TEXT", "STRING"):
-        return f"try_cast(replace(trim({col}), ',', '') AS DOUBLE)"
+        # most texts are plain numbers: the separators are removed only from the others
+        return (
+            f"coalesce(try_cast({col} AS DOUBLE), CASE WHEN {col} IS NOT NULL "
+            f"THEN try_cast(replace(trim({col}), ',', '') AS DOUBLE) END)"
+        )
     return f"try_cast({col} AS DOUBLE)"
 
 
