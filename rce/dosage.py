@@ -1368,7 +1368,13 @@ def aggregation_sql(
             "CASE WHEN sess > 0 THEN CAST(1 AS BIGINT) << dayofmonth(day) "
             "ELSE CAST(0 AS BIGINT) END"
         )
-    groups = "student_id, product, reason, CAST(date_trunc('month', day) AS DATE), in_win"
+    # (a date minus its day of month is cheaper than date_trunc, which works on timestamps)
+    month = (
+        "day - CAST(dayofmonth(day) - 1 AS INTEGER)"
+        if daily
+        else "CAST(date_trunc('month', day) AS DATE)"
+    )
+    groups = f"student_id, product, reason, {month}, in_win"
     mo_all = f"""WITH dw AS (
           SELECT d.*, {lo} AS lo, {hi} AS hi,
             {window_rule["w_lo"]} AS w_lo, {window_rule["w_hi"]} AS w_hi
@@ -1379,8 +1385,7 @@ def aggregation_sql(
                  {day_bit} AS day_bit
           FROM dw),
         g AS (
-          SELECT student_id, product, reason, CAST(date_trunc('month', day) AS DATE) AS month,
-            in_win, {srcs} AS srcs, CAST(sum(n_read) AS BIGINT) AS n_read,
+          SELECT student_id, product, reason, {month} AS month, in_win, {srcs} AS srcs, CAST(sum(n_read) AS BIGINT) AS n_read,
             {n_kept} AS n_kept, CAST({sessions} AS BIGINT) AS sessions,
             {total("minutes")}, CAST({active_days} AS BIGINT) AS active_days,
             {total("lessons_completed")}, {total("lessons_passed")}, {days}
