@@ -731,3 +731,13 @@ def test_iready_lesson_rows_repeated_per_standard_are_one_lesson(tmp_path):
     r = row(res, "123")
     assert (r["sessions"], r["minutes"]) == (1, 15)
     assert res.rows_deduplicated == 2
+
+
+def test_memory_limit_is_read_for_the_parse_once_budget():
+    from rce.dosage import _memory_gb
+
+    assert _memory_gb("1GB") == 1.0
+    assert _memory_gb("512MB") == pytest.approx(0.512)
+    assert _memory_gb(" 3 GiB ") == 3.0
+    assert _memory_gb("2TB") == 2000.0
+    assert _memory_gb("a lot") == 1.0  # DuckDB rejects it before this matters
