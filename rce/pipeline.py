@@ -438,6 +438,11 @@ def _run_stages(
             "rollout": rollout.to_dict() if rollout is not None else None,
         },
     )
+    # The helper process starts on the report's charts while this one serialises, tabulates
+    # and validates (rce.report.chart_helper).
+    from rce.report.narrative import prefetch_charts
+
+    prefetch_charts(results)
     results_json = results_to_json(results)
     tables = {
         "dose_response_bins": _bins_table(dose_results),

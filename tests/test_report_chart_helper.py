@@ -80,3 +80,21 @@ def test_arguments_that_do_not_survive_json_stay_here() -> None:
     assert chart_helper._payload(charts.bar_chart, ({"a"}, [1.0]), {"title": "t"}) is None
     assert chart_helper._payload(charts.bar_chart, (["a"], [1.0]), {"title": object()}) is None
     assert chart_helper._payload(len, ([1],), {}) is None  # not a chart function
+
+
+def test_prefetched_charts_are_used_and_other_jobs_are_not_confused() -> None:
+    from rce.report.narrative import prefetch_charts
+
+    results = complete_results()
+    local = render_html(results)
+    other = hostile_results()
+    local_other = render_html(other)
+    with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
+        prefetch_charts(results)
+        assert chart_helper._prefetched is not None
+        assert render_html(results) == local  # takes the prefetched queue over
+        assert chart_helper._prefetched is None
+        prefetch_charts(results)
+        assert render_html(other) == local_other  # different charts: drawn anew
+    assert chart_helper._prefetched is None

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Job", "charts_on_two_cores", "helper_running", "render_jobs", "start_helper"]
+__all__ = ["Job", "charts_on_two_cores", "helper_running", "prefetch", "render_jobs",
+           "start_helper"]
 
 #: One chart call: (chart function from :mod:`rce.report.charts`, args, kwargs).
 Job = tuple[Callable[..., str], tuple[Any, ...], dict[str, Any]]
@@ -109,9 +110,10 @@ def _is_site_packages(folder: Path) -> bool:
 
 
 def _stop() -> None:
-    global _helper
+    global _helper, _prefetched
     with _helper_lock:
         helper, _helper = _helper, None
+        _prefetched = None
     if helper is not None:
         helper.close()
 
@@ -184,6 +186,77 @@ def _as_json_types(value: Any) -> Any:
     return value
 
 
+class _Batch:
+    """One report's charts: a queue shared by this process and the helper, largest first."""
+
+    def __init__(self, jobs: Sequence[Job], helper: _Helper) -> None:
+        self.jobs = list(jobs)
+        self.results: list[str | None] = [None] * len(jobs)
+        self.payloads = [_payload(function, args, kwargs) for function, args, kwargs in jobs]
+        # The request's size stands in for the drawing time: largest first, so the chart that
+        # finishes last is a small one whichever process draws it.
+        self.shared = deque(sorted((i for i, p in enumerate(self.payloads) if p is not None),
+                                   key=lambda i: -len(self.payloads[i] or b"")))
+        # A daemon thread: an abandoned duplicate must not hold up the end of the run; the
+        # helper's pipe is closed when the charts_on_two_cores() block ends.
+        threading.Thread(target=self._feed, args=(helper,), name="rce-chart-helper",
+                         daemon=True).start()
+
+    def same_jobs(self, jobs: Sequence[Job]) -> bool:
+        return len(jobs) == len(self.jobs) and all(
+            f is g and a == b and k == m
+            for (f, a, k), (g, b, m) in zip(jobs, self.jobs, strict=True))
+
+    def _feed(self, helper: _Helper) -> None:
+        while helper.alive:
+            try:
+                i = self.shared.popleft()
+            except IndexError:
+                return
+            svg = helper.draw(self.jobs[i][0].__name__, self.payloads[i] or b"")
+            if svg is None:
+                return  # the helper failed: its chart is drawn here
+            if self.results[i] is None:
+                self.results[i] = svg
+
+    def finish(self) -> list[str]:
+        """Draw here what the helper has not taken; never wait for the helper (see
+        :func:`render_jobs`)."""
+        jobs, results = self.jobs, self.results
+        for i, payload in enumerate(self.payloads):
+            if payload is None:
+                results[i] = jobs[i][0](*jobs[i][1], **jobs[i][2])
+        while True:
+            try:
+                i = self.shared.popleft()
+            except IndexError:
+                break
+            results[i] = jobs[i][0](*jobs[i][1], **jobs[i][2])
+        out = []
+        for i, svg in enumerate(results):
+            if svg is None:  # in the helper, or given back by it: drawn here as well
+                function, args, kwargs = jobs[i]
+                svg = results[i] or function(*args, **kwargs)
+            out.append(svg)
+        return out
+
+
+#: Charts handed to the helper ahead of the report (see :func:`prefetch`).
+_prefetched: _Batch | None = None
+
+
+def prefetch(jobs: Sequence[Job]) -> None:
+    """Let the helper start on these charts now, while this process does other work.
+
+    A later :func:`render_jobs` with the same jobs takes over the queue (what is drawn is kept);
+    with other jobs, or without a helper, nothing changes.
+    """
+    global _prefetched
+    helper = _helper
+    if helper is not None and helper.alive and len(jobs) >= 2:
+        _prefetched = _Batch(jobs, helper)
+
+
 def render_jobs(jobs: Sequence[Job]) -> list[str]:
     """Draw every chart, sharing them with the helper process when one is running.
 
@@ -191,47 +264,17 @@ def render_jobs(jobs: Sequence[Job]) -> list[str]:
     when no chart is left to start, it also draws the one the helper is still drawing (the
     helper is slower when other programs hold the cores), and the first copy done is used.
     """
-    helper = _helper
-    if helper is None or not helper.alive or len(jobs) < 2:
-        return [function(*args, **kwargs) for function, args, kwargs in jobs]
-    results: list[str | None] = [None] * len(jobs)
-    payloads = [_payload(function, args, kwargs) for function, args, kwargs in jobs]
-    # Largest charts first (the request's size stands in for the drawing time), so the chart
-    # that finishes last is a small one whichever process draws it.
-    shared = deque(sorted((i for i, p in enumerate(payloads) if p is not None),
-                          key=lambda i: -len(payloads[i] or b"")))
-
-    def feed() -> None:
-        while helper.alive:
-            try:
-                i = shared.popleft()
-            except IndexError:
-                return
-            svg = helper.draw(jobs[i][0].__name__, payloads[i] or b"")
-            if svg is None:
-                return  # the helper failed: its chart is drawn here
-            if results[i] is None:
-                results[i] = svg
-
-    # A daemon thread: an abandoned duplicate must not hold up the end of the run; the helper's
-    # pipe is closed when the caller's charts_on_two_cores() block ends.
-    threading.Thread(target=feed, name="rce-chart-helper", daemon=True).start()
-    for i in range(len(jobs)):
-        if payloads[i] is None:
-            results[i] = jobs[i][0](*jobs[i][1], **jobs[i][2])
-    while True:
-        try:
-            i = shared.popleft()
-        except IndexError:
-            break
-        results[i] = jobs[i][0](*jobs[i][1], **jobs[i][2])
-    out = []
-    for i, svg in enumerate(results):
-        if svg is None:  # in the helper, or given back by it: drawn here as well
-            function, args, kwargs = jobs[i]
-            svg = results[i] or function(*args, **kwargs)
-        out.append(svg)
-    return out
+    global _prefetched
+    batch, _prefetched = _prefetched, None
+    if batch is not None and not batch.same_jobs(jobs):
+        batch.shared.clear()  # its feeder stops after the chart it is on
+        batch = None
+    if batch is None:
+        helper = _helper
+        if helper is None or not helper.alive or len(jobs) < 2:
+            return [function(*args, **kwargs) for function, args, kwargs in jobs]
+        batch = _Batch(jobs, helper)
+    return batch.finish()
 
 
 def _serve() -> None:

@@ -868,6 +868,19 @@ def build_view(results: Mapping[str, Any], *, with_charts: bool = True) -> View:
     return _view_with(results, take)
 
 
+def prefetch_charts(results: Mapping[str, Any]) -> None:
+    """Hand the report's charts to the helper process now (if one runs), so that it draws
+    while this process finishes the results; :func:`build_view` then collects them."""
+    from rce.report import chart_helper
+
+    if not chart_helper.helper_running():
+        return
+    jobs: list[chart_helper.Job] = []
+    _view_with(results, lambda function, args, kwargs: jobs.append((function, args, kwargs))
+               or "")
+    chart_helper.prefetch(jobs)
+
+
 def _view_with(results: Mapping[str, Any], hook: Callable[[Any, tuple, dict], str] | None
                ) -> View:
     token = _DRAW.set(hook)
