@@ -13,6 +13,12 @@ from rce.report.narrative import build_view
 pytestmark = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the helper needs two cores")
 
 
+@pytest.fixture(autouse=True)
+def _idle_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whatever else runs on the test machine, these tests are about the helper itself.
+    monkeypatch.setattr(chart_helper, "_spare_core", lambda before, now: True)
+
+
 def test_report_identical_with_and_without_the_helper() -> None:
     local = {name: render_html(res()) for name, res in
              (("complete", complete_results), ("hostile", hostile_results))}
@@ -98,3 +104,14 @@ def test_prefetched_charts_are_used_and_other_jobs_are_not_confused() -> None:
         prefetch_charts(results)
         assert render_html(other) == local_other  # different charts: drawn anew
     assert chart_helper._prefetched is None
+
+
+def test_no_helper_when_other_programs_hold_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    spare = chart_helper._spare_core
+    # (wall s, machine busy s over all cores, this process's CPU s)
+    assert spare((0.0, 100.0, 1.0), (2.0, 102.2, 3.0))  # others used 0.2 core-s in 2 s
+    assert not spare((0.0, 100.0, 1.0), (2.0, 104.0, 3.0))  # others kept a core busy
+    assert spare((0.0, 100.0, 1.0), (2.0, 103.5, 4.0))  # busy, but it was this process
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not spare((0.0, 100.0, 1.0), (2.0, 100.0, 3.0))
