@@ -75,16 +75,22 @@ print(len(r.per_student))
 """
 
 
-def run_measured(code: str, path: str, mem: str) -> tuple[float, float, str]:
-    """Wall seconds and peak RSS (MiB) of one fresh process (measured by a wrapper process)."""
+def run_measured(code: str, path: str, mem: str) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one fresh process.
+
+    Measured by a wrapper process. CPU time moves less than wall time when other programs
+    share the cores, so both are reported.
+    """
     wrapper = (
         "import resource, subprocess, sys, time, json\n"
         "t0 = time.perf_counter()\n"
         "p = subprocess.run([sys.executable, '-c', sys.argv[1], sys.argv[2], sys.argv[3]],"
         " capture_output=True, text=True)\n"
         "wall = time.perf_counter() - t0\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0\n"
-        "print(json.dumps({'rc': p.returncode, 'wall': wall, 'peak': peak,"
+        "ru = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "peak = ru.ru_maxrss / 1024.0\n"
+        "cpu = ru.ru_utime + ru.ru_stime\n"
+        "print(json.dumps({'rc': p.returncode, 'wall': wall, 'peak': peak, 'cpu': cpu,"
         " 'out': p.stdout.strip(), 'err': p.stderr[-2000:]}))\n"
     )
     proc = subprocess.run(
@@ -93,7 +99,7 @@ def run_measured(code: str, path: str, mem: str) -> tuple[float, float, str]:
     res = json.loads(proc.stdout)
     if res["rc"] != 0:
         raise SystemExit(res["err"])
-    return res["wall"], res["peak"], res["out"]
+    return res["wall"], res["cpu"], res["peak"], res["out"]
 
 
 def main() -> None:
@@ -103,30 +109,29 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-floor", action="store_true")
     args = parser.parse_args()
-    results: dict[str, list[tuple[float, float]]] = {"floor": [], "dosage": []}
+    results: dict[str, list[tuple[float, float, float]]] = {"floor": [], "dosage": []}
     for i in range(args.repeat):
         for name, code in (("floor", FLOOR), ("dosage", DOSAGE)):
             if name == "floor" and args.skip_floor:
                 continue
-            wall, peak, out = run_measured(code, args.path, args.memory_limit)
-            results[name].append((wall, peak))
+            wall, cpu, peak, out = run_measured(code, args.path, args.memory_limit)
+            results[name].append((wall, cpu, peak))
             print(
-                f"run {i + 1} {name:6s} wall {wall:7.2f} s  peak {peak:7.0f} MiB  ({out} students)",
+                f"run {i + 1} {name:6s} wall {wall:7.2f} s  cpu {cpu:7.2f} s  "
+                f"peak {peak:7.0f} MiB  ({out} students)",
                 flush=True,
             )
     summary = {}
     for name, runs in results.items():
         if runs:
-            summary[name] = (
-                statistics.median(w for w, _ in runs),
-                statistics.median(p for _, p in runs),
-            )
-    for name, (w, p) in summary.items():
-        print(f"median {name:6s} wall {w:7.2f} s  peak {p:7.0f} MiB")
+            summary[name] = tuple(statistics.median(r[k] for r in runs) for k in range(3))
+    for name, (w, c, p) in summary.items():
+        print(f"median {name:6s} wall {w:7.2f} s  cpu {c:7.2f} s  peak {p:7.0f} MiB")
     if "floor" in summary:
+        d, f = summary["dosage"], summary["floor"]
         print(
-            f"ratio dosage/floor: wall {summary['dosage'][0] / summary['floor'][0]:.2f}x, "
-            f"peak {summary['dosage'][1] / summary['floor'][1]:.2f}x"
+            f"ratio dosage/floor: wall {d[0] / f[0]:.2f}x, cpu {d[1] / f[1]:.2f}x, "
+            f"peak {d[2] / f[2]:.2f}x"
         )
 
 

@@ -52,7 +52,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -447,9 +447,25 @@ def _watch_progress(
         progress(1.0)
 
 
+class _NotUtf8(InputFileError):
+    """A usage export read as UTF-8 holds bytes that are not UTF-8 (``path``: the file)."""
+
+    def __init__(self, path: str, where: str) -> None:
+        super().__init__(
+            "the usage file is not UTF-8 text",
+            where=where,
+            hint="Save the export as UTF-8 CSV.",
+        )
+        self.path = path
+
+
 def _engine_error(exc: Exception, files: Sequence[str]) -> InputFileError:
     """A DuckDB error as an InputFileError; DuckDB's own text can quote data, so it is not kept."""
     text = str(exc)
+    if "Invalid unicode" in text:
+        named = re.search(r"^\s*file = (.+)$", text, flags=re.MULTILINE)
+        path = named.group(1).strip() if named else files[0]
+        return _NotUtf8(path, where=path)
     line = re.search(r"[Ll]ine:?\s*(\d+)", text)
     where = files[0] if len(files) == 1 else f"{files[0]} (and {len(files) - 1} more)"
     if line:
@@ -1005,6 +1021,54 @@ def compute_dosage(
     """
     if not sources:
         raise LayoutError("no usage export was given", where="inputs.usage", hint="Add one.")
+    sources = list(sources)
+    for _ in range(len(sources)):
+        try:
+            return _compute_dosage(
+                sources, plan=plan, windows=windows, id_map=id_map, seats=seats, progress=progress
+            )
+        except _NotUtf8 as exc:
+            # A byte past the sniffed head is not UTF-8 (the sniffer reads only the head of a
+            # usage export; DuckDB checks the rest as it reads): read that export as
+            # Windows-1252, the encoding the sniffer picks when the head shows such a byte.
+            retry = _as_cp1252(sources, exc.path)
+            if retry is None:
+                raise
+            sources = retry
+    return _compute_dosage(
+        sources, plan=plan, windows=windows, id_map=id_map, seats=seats, progress=progress
+    )
+
+
+def _as_cp1252(sources: list[UsageSource], path: str) -> list[UsageSource] | None:
+    """The sources with the UTF-8 text export that holds ``path`` read as Windows-1252."""
+    import fnmatch
+
+    def holds(src: UsageSource) -> bool:
+        return any(
+            fnmatch.fnmatchcase(path, f) or fnmatch.fnmatchcase(os.path.basename(path), f)
+            or os.path.basename(f) == os.path.basename(path)
+            for f in src.paths
+        )
+
+    out = list(sources)
+    for i, src in enumerate(sources):
+        utf8 = src.encoding.lower() in ("utf-8", "utf8", "utf-8-sig")
+        if src.file_format == "csv" and utf8 and holds(src):
+            out[i] = replace(src, encoding="cp1252")
+            return out
+    return None
+
+
+def _compute_dosage(
+    sources: Sequence[UsageSource],
+    *,
+    plan: Plan,
+    windows: pd.DataFrame | None,
+    id_map: IdMap,
+    seats: dict[str, int] | None,
+    progress: Callable[[float], None] | None,
+) -> DosageResult:
     dcfg = plan.dosage
     thr = int(dcfg.min_sessions_per_month)
     notes: list[str] = []

@@ -741,3 +741,26 @@ def test_memory_limit_is_read_for_the_parse_once_budget():
     assert _memory_gb(" 3 GiB ") == 3.0
     assert _memory_gb("2TB") == 2000.0
     assert _memory_gb("a lot") == 1.0  # DuckDB rejects it before this matters
+
+
+def test_a_non_utf8_byte_past_the_sniffed_head_is_read_as_windows_1252(tmp_path):
+    from rce import io as rio
+    from rce.io.readers import SNIFF_BYTES
+
+    head = "Student ID,Date,Minutes,Note\n"
+    rows = [f"{1000 + i % 50},09/{1 + i % 28:02d}/2024,10,plain" for i in range(SNIFF_BYTES)]
+    body = (head + "\n".join(rows) + "\n").encode("ascii")
+    body += "2000,10/01/2024,15,Jos\u00e9 caf\u00e9\n".encode("cp1252")  # far past the head
+    path = tmp_path / "lessons.csv"
+    path.write_bytes(body)
+    p = plan()
+    src = rio.usage_source_for([path], p, product="Reading")
+    assert src.encoding == "utf-8"  # the head is plain ASCII
+    res = compute_dosage([src], plan=p)
+    assert row(res, "2000")["minutes"] == 15
+    assert res.rows_read == len(rows) + 1
+    # a file that is not text at all still fails with a clear message (no retry loop)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(head.encode() + b"1,09/01/2024,5,\xff\xfe\x00\x00\n" * 10)
+    with pytest.raises(InputFileError):
+        compute_dosage([dataclasses.replace(src, paths=(str(bad),), encoding="utf-16")], plan=p)

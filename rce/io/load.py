@@ -631,7 +631,8 @@ def _academic_start_year(plan: Plan, sample: pd.DataFrame, layout: Layout) -> in
 def usage_source_for(paths: list[Path], plan: Plan, *, product: str = "", layout_name: str = "auto",
                      subject: str = "") -> UsageSource:
     """Sniff usage export(s) and describe how to read them (see :func:`usage_sources`)."""
-    first = sniff(paths[0])
+    # (DuckDB checks the encoding of the whole file as it reads it: see rce.dosage)
+    first = sniff(paths[0], whole_file_encoding=False)
     hint = paths[0].name
     if layout_name and layout_name != "auto":
         layout = layout_by_name(layout_name, first.header, hint=hint, where=str(paths[0]))
@@ -645,7 +646,7 @@ def usage_source_for(paths: list[Path], plan: Plan, *, product: str = "", layout
             hint="List it under the matching key in rce.toml (roster / scores).",
         )
     for other in paths[1:]:
-        s = sniff(other)
+        s = sniff(other, whole_file_encoding=False)
         if s.header != first.header:
             raise LayoutError(
                 "files given for one usage product have different headers",

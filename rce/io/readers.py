@@ -598,10 +598,13 @@ def _strip_cells(table: RawTable) -> None:
         frame[name] = stripped.where(stripped != "")
 
 
-def sniff(path: Path | str, *, rows: int = 200) -> Sniff:
+def sniff(path: Path | str, *, rows: int = 200, whole_file_encoding: bool = True) -> Sniff:
     """Header, delimiter, encoding and a few rows of a file, without reading all of it.
 
     For Parquet and XLSX the first ``rows`` rows are read through the normal readers.
+    ``whole_file_encoding``: a CSV whose head is UTF-8 is checked to the end (one more pass over
+    the file); off for usage exports, which DuckDB checks as it reads them (``rce.dosage`` then
+    reads a file with a later non-UTF-8 byte as Windows-1252).
     """
     path = Path(path)
     _check_path(path)
@@ -627,7 +630,7 @@ def sniff(path: Path | str, *, rows: int = 200) -> Sniff:
     if cut > 0 and len(data) >= SNIFF_BYTES * 16:
         data = data[: cut + 1]
     t = _text_frame(path, data, fmt, rows)
-    if t.encoding == "utf-8" and fmt == "csv":
+    if t.encoding == "utf-8" and fmt == "csv" and whole_file_encoding:
         # A CP1252 byte further down the file would break a UTF-8 reader: check the whole file
         # cheaply in blocks.
         t = RawTable(t.frame, path, _full_encoding(path), t.delimiter, fmt)
