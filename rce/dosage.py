@@ -1449,8 +1449,8 @@ def aggregation_sql(
                  {day_bit} AS day_bit
           FROM dw),
         g AS (
-          SELECT student_id, product, reason, {month} AS month, in_win, {srcs} AS srcs, CAST(sum(n_read) AS BIGINT) AS n_read,
-            {n_kept} AS n_kept, CAST({sessions} AS BIGINT) AS sessions,
+          SELECT student_id, product, reason, {month} AS month, in_win, {srcs} AS srcs,
+            CAST(sum(n_read) AS BIGINT) AS n_read, {n_kept} AS n_kept, CAST({sessions} AS BIGINT) AS sessions,
             {total("minutes")}, CAST({active_days} AS BIGINT) AS active_days,
             {total("lessons_completed")}, {total("lessons_passed")}, {days}
           FROM f GROUP BY {groups})
