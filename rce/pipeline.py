@@ -7,6 +7,7 @@ that an earlier stage has read, and nothing here knows how a report looks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -72,12 +73,11 @@ def _yield_the_cpu() -> None:
 
     if not sys.platform.startswith("linux"):
         return  # elsewhere setpriority's "process" would not mean this thread
-    try:
-        # 10, not 19: on a machine saturated by other programs the hashes must still be done
-        # by the time the usage summaries need them (about a tenth of a core at nice 10).
+    # 10, not 19: on a machine saturated by other programs the hashes must still be done by
+    # the time the usage summaries need them (about a tenth of a core at nice 10). Where it is
+    # not permitted, hashing runs at normal priority.
+    with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except OSError:  # not permitted here: hashing at normal priority
-        pass
 
 
 class _InputHashes:
@@ -233,7 +233,7 @@ def _import_in_background(names: Sequence[str]) -> Any:
         for name in names:
             try:
                 importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - re-raised by the stage's own import
+            except Exception:  # raised again by the stage's own import
                 return
 
     # Not a daemon: an interpreter that exits while a module is half-imported on a daemon

@@ -2,12 +2,12 @@
 
 matplotlib holds the GIL, so threads cannot draw two charts at once. While ``rce analyze`` runs,
 a helper Python process (started as the dosage step begins, so its ~1 s of imports overlaps
-DuckDB's work) waits for chart requests; when the report is written, this process and the helper take charts from
-one queue until none is left. A chart is the same ``<svg>`` string whichever process draws it
-(same interpreter and libraries, the house style reset for every chart, deterministic ids), and
-anything that goes wrong with the helper -- it cannot start, dies, answers with an error, or a
-chart's arguments do not survive JSON -- leaves that chart to this process, which draws it (and
-raises its error) as before.
+DuckDB's work) waits for chart requests; when the report is written, this process and the
+helper take charts from one queue until none is left. A chart is the same ``<svg>`` string
+whichever process draws it (same interpreter and libraries, the house style reset for every
+chart, deterministic ids), and anything that goes wrong with the helper -- it cannot start,
+dies, answers with an error, or a chart's arguments do not survive JSON -- leaves that chart to
+this process, which draws it (and raises its error) as before.
 
 Only chart arguments cross the pipe: numbers and labels already in the results dict, never a
 student row.
@@ -333,7 +333,7 @@ def _serve() -> None:
                 raise ValueError(name)
             answer = {"function": name,
                       "svg": function(*request["args"], **request["kwargs"])}
-        except Exception as exc:  # noqa: BLE001 - the parent draws the chart and reports it
+        except Exception as exc:  # the parent draws the chart again and reports the error
             answer = {"error": type(exc).__name__}
         out.write(json.dumps(answer, ensure_ascii=True).encode("ascii") + b"\n")
         out.flush()
