@@ -2118,7 +2118,10 @@ def attach_dosage(
         met_fidelity=merged["met_fidelity"].astype("boolean"),
     )
     nonusers = int((no_use | (merged["sessions"] == 0)).sum())
-    without_scores = int((~sel["student_id"].isin(set(ids))).sum())
+    # (Index.get_indexer: pandas 3's isin on Arrow text makes a pyarrow scalar per value)
+    scored = pd.Index(ids.dropna().unique())
+    usage_ids = sel["student_id"].astype("str")
+    without_scores = int(((scored.get_indexer(usage_ids) < 0) & usage_ids.notna()).sum())
     merged.attrs["dosage_notes"] = (
         f"{product}: {nonusers:,} scored students are non-users (no session in the window).",
         f"{product}: {without_scores:,} students in the usage export have no scores and are not "
