@@ -51,6 +51,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -420,8 +421,6 @@ def _watch_progress(
     if progress is None:
         yield
         return
-    import threading
-
     done = threading.Event()
 
     def poll() -> None:
@@ -457,6 +456,33 @@ class _NotUtf8(InputFileError):
             hint="Save the export as UTF-8 CSV.",
         )
         self.path = path
+
+
+@contextlib.contextmanager
+def _interrupt_when(
+    con: duckdb.DuckDBPyConnection, cancel: threading.Event | None
+) -> Iterator[None]:
+    """Interrupt DuckDB's running statement when ``cancel`` is set from another thread."""
+    if cancel is None:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            if cancel.is_set():
+                with contextlib.suppress(Exception):
+                    con.interrupt()
+
+    watcher = threading.Thread(target=watch, name="rce-dosage-cancel", daemon=True)
+    watcher.start()
+    try:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def _engine_error(exc: Exception, files: Sequence[str]) -> InputFileError:
@@ -970,16 +996,19 @@ def distinct_usage_ids(sources: Sequence[UsageSource], plan: Plan) -> pd.Series:
 #: An ID map, or a function that makes one from the distinct normalised usage IDs (so that the
 #: exports are scanned for their IDs once, inside the dosage step).
 IdMap = pd.DataFrame | Callable[[pd.Series], pd.DataFrame] | None
+#: The test-date windows, or a function that returns them once the exports have been read.
+Windows = pd.DataFrame | Callable[[], pd.DataFrame | None] | None
 
 
 def compute_dosage(
     sources: Sequence[UsageSource],
     *,
     plan: Plan,
-    windows: pd.DataFrame | None = None,
+    windows: Windows = None,
     id_map: IdMap = None,
     seats: dict[str, int] | None = None,
     progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> DosageResult:
     """Compute per-student dosage from usage exports, in DuckDB, by the plan's definition.
 
@@ -1002,9 +1031,14 @@ def compute_dosage(
         normalised usage ID is the student ID.
     seats
         Licenses purchased per product, for :func:`utilization`.
+        Or a function that returns them, called once the exports have been read (so the
+        caller can load the test scores meanwhile).
     progress
         Called about twice a second, from another thread, with the share (0..1) of the usage
         rows DuckDB has read in the main pass (for a progress bar).
+    cancel
+        When set (from another thread), the running statement is interrupted and
+        ``KeyboardInterrupt`` is raised here.
 
     Returns
     -------
@@ -1025,7 +1059,13 @@ def compute_dosage(
     for _ in range(len(sources)):
         try:
             return _compute_dosage(
-                sources, plan=plan, windows=windows, id_map=id_map, seats=seats, progress=progress
+                sources,
+                plan=plan,
+                windows=windows,
+                id_map=id_map,
+                seats=seats,
+                progress=progress,
+                cancel=cancel,
             )
         except _NotUtf8 as exc:
             # A byte past the sniffed head is not UTF-8 (the sniffer reads only the head of a
@@ -1036,7 +1076,13 @@ def compute_dosage(
                 raise
             sources = retry
     return _compute_dosage(
-        sources, plan=plan, windows=windows, id_map=id_map, seats=seats, progress=progress
+        sources,
+        plan=plan,
+        windows=windows,
+        id_map=id_map,
+        seats=seats,
+        progress=progress,
+        cancel=cancel,
     )
 
 
@@ -1064,15 +1110,16 @@ def _compute_dosage(
     sources: Sequence[UsageSource],
     *,
     plan: Plan,
-    windows: pd.DataFrame | None,
+    windows: Windows,
     id_map: IdMap,
     seats: dict[str, int] | None,
     progress: Callable[[float], None] | None,
+    cancel: threading.Event | None,
 ) -> DosageResult:
     dcfg = plan.dosage
     thr = int(dcfg.min_sessions_per_month)
     notes: list[str] = []
-    with connect(plan) as con:
+    with connect(plan) as con, _interrupt_when(con, cancel):
         # Text exports parsed once are most of the reading: the first 70% of the progress.
         read_share = 0.7
         prepared, files = reader_stage(
@@ -1084,6 +1131,8 @@ def _compute_dosage(
         )
         if not any(_parse_once(p, plan) for p in prepared):
             read_share = 0.0
+        if callable(windows):
+            windows = windows()
         window_rule = _window_sql(con, plan, windows, notes, keyed=True)
         measures = [m for m in ("minutes", "lessons_completed", "lessons_passed")
                     if any(m in p.measures for p in prepared)]
@@ -1103,6 +1152,15 @@ def _compute_dosage(
             if progress
             else None
         )
+        if _many_rows(con, prepared, plan):
+            # Far more rows than the memory limit holds: the distinct rows are written to a
+            # temp table first (spilled to disk), so the de-duplication and the student-month
+            # hash tables never need memory at the same time.
+            half = functools.partial(_scaled_progress, rest, 0.0, 0.6) if rest else None
+            with _watch_progress(con, half):
+                _run(con, f"CREATE TEMP TABLE rce_all AS SELECT * FROM {ROWS_RELATION}", files)
+            _run(con, f"CREATE OR REPLACE TEMP VIEW {ROWS_RELATION} AS SELECT * FROM rce_all")
+            rest = functools.partial(_scaled_progress, rest, 0.6, 0.4) if rest else None
         with _watch_progress(con, rest):
             _run(con, f"CREATE TEMP TABLE mo_all AS {sql['mo_all']}", files)
         acct = _run(con, sql["accounting"]).fetchall()[0]
@@ -1180,6 +1238,29 @@ def _parse_once(p: _Prepared, plan: Plan) -> bool:
         return False
     size = sum(os.path.getsize(f) for f in p.files)
     return size <= PARSE_ONCE_BYTES_PER_GB * _memory_gb(plan.engine.memory_limit)
+
+
+#: Above this many usage rows per GB of ``engine.memory_limit`` the distinct rows are
+#: materialised before the student-month aggregation (see :func:`_many_rows`).
+MANY_ROWS_PER_GB = 50_000_000
+#: Bytes per row assumed for text exports, whose row count is not known before reading.
+_CSV_BYTES_PER_ROW = 40
+
+
+def _many_rows(con: duckdb.DuckDBPyConnection, prepared: Sequence[_Prepared], plan: Plan) -> bool:
+    """Whether the exports hold more rows than one statement should aggregate twice."""
+    rows = 0
+    for p in prepared:
+        if p.src.file_format == "parquet":
+            files = "[" + ", ".join(q.lit(f) for f in p.files) + "]"
+            rows += int(
+                _run(con, f"SELECT sum(num_rows) FROM parquet_file_metadata({files})", p.files)
+                .fetchall()[0][0]
+                or 0
+            )
+        else:
+            rows += sum(os.path.getsize(f) for f in p.files) // _CSV_BYTES_PER_ROW
+    return rows > MANY_ROWS_PER_GB * _memory_gb(plan.engine.memory_limit)
 
 
 def _scaled_progress(
@@ -1450,9 +1531,10 @@ def aggregation_sql(
           FROM dw),
         g AS (
           SELECT student_id, product, reason, {month} AS month, in_win, {srcs} AS srcs,
-            CAST(sum(n_read) AS BIGINT) AS n_read, {n_kept} AS n_kept, CAST({sessions} AS BIGINT) AS sessions,
-            {total("minutes")}, CAST({active_days} AS BIGINT) AS active_days,
-            {total("lessons_completed")}, {total("lessons_passed")}, {days}
+            CAST(sum(n_read) AS BIGINT) AS n_read, {n_kept} AS n_kept,
+            CAST({sessions} AS BIGINT) AS sessions, {total("minutes")},
+            CAST({active_days} AS BIGINT) AS active_days, {total("lessons_completed")},
+            {total("lessons_passed")}, {days}
           FROM f GROUP BY {groups})
         SELECT student_id, product, reason, month, in_win, srcs, n_read, n_kept, sessions,
           minutes, active_days, lessons_completed, lessons_passed, {finish}

@@ -252,15 +252,23 @@ def _run_stages(
     from rce.report import chart_helper
 
     _stage(progress, "Reading the roster and the score files")
-    roster = rio.load_roster(plan.inputs.roster, plan)
-    scores = rio.load_assessments(plan.inputs.scores, plan)
-    analysis = build_analysis_frame(roster, scores, plan)
+    # DuckDB reads the usage logs on a worker thread meanwhile; it waits for the roster (to
+    # match IDs) and the test dates (the windows) only after the reading.
+    worker = _DosageWorker(plan, progress)
+    try:
+        roster = rio.load_roster(plan.inputs.roster, plan)
+        worker.roster.set_result(roster)
+        scores = rio.load_assessments(plan.inputs.scores, plan)
+        analysis = build_analysis_frame(roster, scores, plan)
+        worker.windows.set_result(analysis.frame[["student_id", "baseline_date", "outcome_date"]])
+    except BaseException:
+        worker.stop()
+        raise
 
     _stage(progress, DOSAGE_STAGE)
     _import_in_background(LATER_MODULES)
     chart_helper.start_helper()  # only inside api.analyze's charts_on_two_cores()
-    windows = analysis.frame[["student_id", "baseline_date", "outcome_date"]]
-    sources, dose = _compute_dosage(plan, roster, windows, progress)
+    sources, dose = worker.result()
 
     # Imported here, not at the top: the thread above has loaded them while DuckDB read the
     # usage files (an import still under way there is waited for, not run twice).
@@ -478,8 +486,75 @@ def _run_stages(
 DOSAGE_STAGE = "Computing dosage from the usage files"
 
 
+class _DosageWorker:
+    """The dosage step on a thread, started before the roster and scores are loaded.
+
+    DuckDB releases the GIL while it parses the usage logs, so the roster and score files load
+    in this thread at the same time. The step receives the roster and the test-date windows
+    through :attr:`roster` and :attr:`windows` (futures the caller fills) and asks for them
+    only after the reading. :meth:`stop` interrupts it (the caller failed or was interrupted);
+    progress is passed on only once :meth:`result` is called, i.e. once the dosage stage is
+    the one shown.
+    """
+
+    def __init__(self, plan: Plan, progress: Progress) -> None:
+        import threading
+        from concurrent.futures import Future
+
+        self.roster: Future[Any] = Future()
+        self.windows: Future[pd.DataFrame] = Future()
+        self._cancel = threading.Event()
+        self._shown = threading.Event()
+        self._outcome: tuple[list[Any], Any] | None = None
+        self._error: BaseException | None = None
+
+        def report(done: float) -> None:
+            if progress is not None and self._shown.is_set():
+                progress(DOSAGE_STAGE, done)
+
+        def run() -> None:
+            try:
+                self._outcome = _compute_dosage(
+                    plan,
+                    lambda: self.roster.result(),
+                    lambda: self.windows.result(),
+                    report if progress is not None else None,
+                    self._cancel,
+                )
+            except BaseException as exc:  # handed to the caller by result()
+                self._error = exc
+
+        # Not a daemon: DuckDB must not be torn down mid-statement by the interpreter's exit;
+        # stop() ends the statement within a fraction of a second.
+        self._thread = threading.Thread(target=run, name="rce-dosage")
+        self._thread.start()
+
+    def result(self) -> tuple[list[Any], Any]:
+        self._shown.set()
+        try:
+            self._thread.join()
+        except BaseException:  # Ctrl-C reaches this thread, not the worker
+            self.stop()
+            raise
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None
+        return self._outcome
+
+    def stop(self) -> None:
+        self._cancel.set()
+        for future in (self.roster, self.windows):
+            if not future.done():
+                future.set_exception(RuntimeError("the run stopped before the dosage step"))
+        self._thread.join()
+
+
 def _compute_dosage(
-    plan: Plan, roster: Any, windows: pd.DataFrame, progress: Progress = None
+    plan: Plan,
+    roster_of: Callable[[], Any],
+    windows_of: Callable[[], pd.DataFrame],
+    progress: Callable[[float], None] | None = None,
+    cancel: Any = None,
 ) -> tuple[list[Any], Any]:
     """Usage -> dosage on the plan's engine (one definition: rce.dosage.aggregation_sql)."""
     from rce import dosage as dosage_mod
@@ -490,7 +565,7 @@ def _compute_dosage(
         # The rows already live in the warehouse as canonical student-day rows.
         from rce.dosage_spark import dosage_from_rows
 
-        return [], dosage_from_rows(None, plan=plan, windows=windows)
+        return [], dosage_from_rows(None, plan=plan, windows=windows_of())
     if not plan.inputs.usage:
         raise RceError(
             "no usage files given",
@@ -499,7 +574,7 @@ def _compute_dosage(
         )
     sources = rio.usage_sources(plan)
     if plan.engine.name == "spark":
-        id_map = resolve_ids(dosage_mod.distinct_usage_ids(sources, plan), roster.frame)
+        id_map = resolve_ids(dosage_mod.distinct_usage_ids(sources, plan), roster_of().frame)
         import tempfile
 
         from rce.dosage_spark import dosage_from_rows, export_rows
@@ -508,15 +583,16 @@ def _compute_dosage(
         with tempfile.TemporaryDirectory(prefix="rce-rows-") as tmp:
             rows = Path(tmp) / "rows.parquet"
             facts = export_rows(sources, rows, plan=plan, id_map=id_map)
-            return sources, dosage_from_rows(str(rows), plan=plan, windows=windows,
+            return sources, dosage_from_rows(str(rows), plan=plan, windows=windows_of(),
                                              products=facts)
     # The exports' distinct IDs are matched to the roster while DuckDB reads them (one scan).
     return sources, dosage_mod.compute_dosage(
         sources,
         plan=plan,
-        windows=windows,
-        id_map=lambda usage_ids: resolve_ids(usage_ids, roster.frame),
-        progress=(lambda done: progress(DOSAGE_STAGE, done)) if progress is not None else None,
+        windows=windows_of,
+        id_map=lambda usage_ids: resolve_ids(usage_ids, roster_of().frame),
+        progress=progress,
+        cancel=cancel,
     )
 
 

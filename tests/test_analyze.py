@@ -233,3 +233,21 @@ def test_a_small_district_runs_with_small_counts_hidden(tmp_path):
     for row in payload["usage"]["by_group"]:
         for key in ("n", "users", "habitual_users"):
             assert row[key] is None or row[key] == 0 or row[key] >= 10
+
+
+def test_a_bad_roster_stops_the_usage_reading_begun_beside_it(example_copy, tmp_path):
+    """The usage logs are read on a worker thread while the roster loads; when the roster
+    fails, its error is the one reported (exit 2) and no worker is left running."""
+    import threading
+
+    from typer.testing import CliRunner
+
+    study = tmp_path / "study"
+    shutil.copytree(example_copy, study, ignore=shutil.ignore_patterns("rce-report*"))
+    roster = study / "sis" / "students_2024-25.csv"
+    roster.write_text("this is not a roster\n1,2,3\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["analyze", str(study), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "roster" in (result.output + result.stderr).lower()
+    assert not [t for t in threading.enumerate() if t.name == "rce-dosage"]
+    assert not (tmp_path / "out").exists()  # nothing half-written

@@ -764,3 +764,25 @@ def test_a_non_utf8_byte_past_the_sniffed_head_is_read_as_windows_1252(tmp_path)
     bad.write_bytes(head.encode() + b"1,09/01/2024,5,\xff\xfe\x00\x00\n" * 10)
     with pytest.raises(InputFileError):
         compute_dosage([dataclasses.replace(src, paths=(str(bad),), encoding="utf-16")], plan=p)
+
+
+def test_a_set_cancel_event_interrupts_the_dosage_step(tmp_path):
+    import threading
+
+    rows = []
+    for i in range(50):
+        rows += lessons(str(1000 + i), ["09/03/2024", "09/04/2024"])
+    src = lesson_source(write(tmp_path, "u.csv", rows))
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(KeyboardInterrupt):
+        compute_dosage([src], plan=plan(), cancel=cancel)
+    # the windows can be given as a function, called after the exports are read
+    asked: list[str] = []
+
+    def windows():
+        asked.append("windows")
+        return None
+
+    res = compute_dosage([src], plan=plan(window="baseline-to-outcome"), windows=windows)
+    assert asked == ["windows"] and len(res.per_student) == 50
