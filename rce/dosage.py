@@ -2059,15 +2059,23 @@ def kmeans_1d(
 
 
 def silhouette_1d(x: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette width of a 1-D clustering (0 for points in singleton clusters)."""
-    dist = np.abs(x[:, None] - x[None, :])
+    """Mean silhouette width of a 1-D clustering (0 for points in singleton clusters).
+
+    Exact, without the n x n distance matrix: the summed distance of a point to a cluster's
+    points is read off the cluster's sorted values and their prefix sums.
+    """
     ks = np.unique(labels)
     if len(ks) < 2:
         return -1.0
     means = np.empty((len(x), len(ks)))
     sizes = np.array([(labels == k).sum() for k in ks])
     for j, k in enumerate(ks):
-        means[:, j] = dist[:, labels == k].sum(axis=1)
+        ys = np.sort(x[labels == k])
+        prefix = np.concatenate(([0.0], np.cumsum(ys)))
+        below = np.searchsorted(ys, x, side="right")  # points of the cluster <= x
+        means[:, j] = (x * below - prefix[below]) + (prefix[-1] - prefix[below]) - x * (
+            len(ys) - below
+        )
     own = np.searchsorted(ks, labels)
     n_own = sizes[own]
     a = means[np.arange(len(x)), own] / np.maximum(n_own - 1, 1)
