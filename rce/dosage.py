@@ -1907,12 +1907,14 @@ def _definition(
         },
         "duplicates": "rows identical in every column count once"
         + "".join(
-            f"; {prod}: rows identical in {', '.join(f['record_columns'])} (one usage record; "
-            "the other columns are student attributes as of the export or describe the record)"
+            f"; for {prod}, rows identical in {', '.join(f['record_columns'])} (one usage "
+            "record: the other columns are student attributes as of the export or describe "
+            "the record)"
             for prod, f in sorted(products.items())
             if f.get("record_columns")
         )
-        + "; dedupe_keys keep one row per key",
+        + "; exports whose layout names key columns (daily and weekly summaries) keep one row "
+        "per key and day, the one with the most minutes, then sessions, then lessons",
         "cluster_method": CLUSTER_METHOD,
     }
 

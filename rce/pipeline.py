@@ -654,6 +654,7 @@ def _dosage_section(dose: Any, product: str, frame: pd.DataFrame, plan: Plan) ->
             "timezone": d.get("timezone"),
             "fidelity": d.get("fidelity", {}).get("rule"),
             "cluster_method": d.get("cluster_method"),
+            "duplicates": d.get("duplicates"),
         },
         "product": product,
         "students": len(frame),
@@ -837,6 +838,12 @@ def _definitions(plan: Plan, dose: Any, product: str) -> list[dict[str, str]]:
         {"term": "Evaluation window", "definition": window},
         {"term": "Vendor fidelity rule", "definition": str(d.get("fidelity", {}).get("rule"))},
         {"term": "Usage cluster", "definition": str(d.get("cluster_method"))},
+        {
+            "term": "Duplicate usage rows",
+            "definition": str(d.get("duplicates", ""))[:1].upper()
+            + str(d.get("duplicates", ""))[1:]
+            + ".",
+        },
         {
             "term": "Suppressed cell",
             "definition": f"A figure for fewer than {plan.privacy.min_cell_size} students, hidden "
