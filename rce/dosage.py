@@ -45,6 +45,7 @@ directly, with a memory limit and a private spill directory.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import functools
 import glob
 import os
@@ -414,6 +415,26 @@ def utc_offset_segments(con: duckdb.DuckDBPyConnection, tz: str) -> q.Segments |
 
 
 @contextlib.contextmanager
+def _polling(name: str, every: float, tick: Callable[[], bool]) -> Iterator[None]:
+    """Call ``tick`` every ``every`` seconds from a thread while the block runs (until it
+    returns False)."""
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(every):
+            if not tick():
+                return
+
+    watcher = threading.Thread(target=poll, name=name, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+@contextlib.contextmanager
 def _watch_progress(
     con: duckdb.DuckDBPyConnection, progress: Callable[[float], None] | None
 ) -> Iterator[None]:
@@ -421,27 +442,21 @@ def _watch_progress(
     if progress is None:
         yield
         return
-    done = threading.Event()
 
-    def poll() -> None:
-        while not done.wait(0.5):
+    def report() -> bool:
+        try:
+            pct = con.query_progress()
+        except duckdb.Error:  # the statement ended between two polls
+            return False
+        if pct >= 0:
             try:
-                pct = con.query_progress()
-            except duckdb.Error:  # the statement ended between two polls
-                return
-            if pct >= 0:
-                try:
-                    progress(min(pct, 100.0) / 100.0)
-                except Exception:  # a broken progress display must not end the run
-                    return  # or print a traceback from this thread
+                progress(min(pct, 100.0) / 100.0)
+            except Exception:  # a broken progress display must not end the run
+                return False  # or print a traceback from this thread
+        return True
 
-    watcher = threading.Thread(target=poll, name="rce-dosage-progress", daemon=True)
-    watcher.start()
-    try:
+    with _polling("rce-dosage-progress", 0.5, report):
         yield
-    finally:
-        done.set()
-        watcher.join()
     with contextlib.suppress(Exception):
         progress(1.0)
 
@@ -466,23 +481,17 @@ def _interrupt_when(
     if cancel is None:
         yield
         return
-    done = threading.Event()
+    if cancel.is_set():
+        raise KeyboardInterrupt
 
-    def watch() -> None:
-        while not done.wait(0.1):
-            if cancel.is_set():
-                with contextlib.suppress(Exception):
-                    con.interrupt()
-
-    watcher = threading.Thread(target=watch, name="rce-dosage-cancel", daemon=True)
-    watcher.start()
-    try:
+    def check() -> bool:
         if cancel.is_set():
-            raise KeyboardInterrupt
+            with contextlib.suppress(Exception):
+                con.interrupt()
+        return True
+
+    with _polling("rce-dosage-cancel", 0.1, check):
         yield
-    finally:
-        done.set()
-        watcher.join()
 
 
 def _engine_error(exc: Exception, files: Sequence[str]) -> InputFileError:
@@ -1056,7 +1065,7 @@ def compute_dosage(
     if not sources:
         raise LayoutError("no usage export was given", where="inputs.usage", hint="Add one.")
     sources = list(sources)
-    for _ in range(len(sources)):
+    while True:  # each retry reads one more UTF-8 export as Windows-1252, so this ends
         try:
             return _compute_dosage(
                 sources,
@@ -1075,21 +1084,10 @@ def compute_dosage(
             if retry is None:
                 raise
             sources = retry
-    return _compute_dosage(
-        sources,
-        plan=plan,
-        windows=windows,
-        id_map=id_map,
-        seats=seats,
-        progress=progress,
-        cancel=cancel,
-    )
 
 
 def _as_cp1252(sources: list[UsageSource], path: str) -> list[UsageSource] | None:
     """The sources with the UTF-8 text export that holds ``path`` read as Windows-1252."""
-    import fnmatch
-
     def holds(src: UsageSource) -> bool:
         return any(
             fnmatch.fnmatchcase(path, f) or fnmatch.fnmatchcase(os.path.basename(path), f)
