@@ -28,3 +28,29 @@ def runner():
     from typer.testing import CliRunner
 
     return CliRunner()
+
+
+def sustain_usage(
+    product: str, *, activated: int, active: int, habitual: int, start: int = 0
+) -> list:
+    """Per-student rows for rce.sustain: `habitual` habitual users, then light users, then
+    activated-only (student_id, product, sessions, usage_level)."""
+    assert habitual <= active <= activated
+    rows = []
+    for i in range(activated):
+        sid = f"S{start + i:05d}"
+        if i < habitual:
+            rows.append((sid, product, 12, "habitual"))
+        elif i < active:
+            rows.append((sid, product, 1, "light"))
+        else:
+            rows.append((sid, product, 0, "none"))
+    return rows
+
+
+def sustain_frame(*row_lists: list):
+    """The per-student frame rce.sustain reads, from lists of :func:`sustain_usage` rows."""
+    import pandas as pd
+
+    rows = [r for rl in row_lists for r in rl]
+    return pd.DataFrame(rows, columns=["student_id", "product", "sessions", "usage_level"])

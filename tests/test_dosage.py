@@ -43,6 +43,17 @@ def lesson_source(*paths: str, **kw) -> UsageSource:
     return UsageSource(paths=paths, product="i-Ready", granularity="lesson", columns=cols, **kw)
 
 
+def utc_event_source(path: str) -> UsageSource:
+    """An event log of sid / start (UTC text timestamps) / mins."""
+    return UsageSource(
+        paths=(path,),
+        product="Lexia",
+        granularity="event",
+        columns={"student_id": "sid", "timestamp": "start", "minutes": "mins"},
+        timestamp_tz="UTC",
+    )
+
+
 def plan(**dosage) -> Plan:
     dosage.setdefault("window", "all")
     return Plan(study=StudyConfig(timezone="America/Los_Angeles"), dosage=DosageConfig(**dosage))
@@ -117,13 +128,7 @@ def test_utc_timestamps_shift_across_midnight_and_month(tmp_path):
         {"sid": "7", "start": "2024-10-01 08:00:00", "mins": 20},  # 01:00 local, October 1
         {"sid": "7", "start": "2024-09-29 12:00:00+00:00", "mins": 20},
     ]
-    src = UsageSource(
-        paths=(write(tmp_path, "e.csv", rows),),
-        product="Lexia",
-        granularity="event",
-        columns={"student_id": "sid", "timestamp": "start", "minutes": "mins"},
-        timestamp_tz="UTC",
-    )
+    src = utc_event_source(write(tmp_path, "e.csv", rows))
     res = compute_dosage([src], plan=plan())
     months = dict(zip(res.monthly["month"].dt.month, res.monthly["sessions"], strict=True))
     assert months == {9: 2, 10: 1}  # Sept 29 and Sept 30 (two events) ; Oct 1
@@ -155,13 +160,7 @@ def test_utc_source_applies_written_offsets_in_every_spelling(tmp_path):
         "10/03/2024 16:00": date(2024, 10, 3),  # the export's US format, naive: UTC
     }
     rows = [{"sid": str(i), "start": t, "mins": 5} for i, t in enumerate(cases)]
-    src = UsageSource(
-        paths=(write(tmp_path, "e.csv", rows),),
-        product="Lexia",
-        granularity="event",
-        columns={"student_id": "sid", "timestamp": "start", "minutes": "mins"},
-        timestamp_tz="UTC",
-    )
+    src = utc_event_source(write(tmp_path, "e.csv", rows))
     res = compute_dosage([src], plan=plan())
     got = res.per_student.set_index("student_id")["first_use"].dt.date.to_dict()
     assert got == {str(i): d for i, d in enumerate(cases.values())}

@@ -18,6 +18,8 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
+from conftest import sustain_frame as frame
+from conftest import sustain_usage as usage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,24 +41,6 @@ from rce.sustain import (
 
 AS_OF = date(2025, 2, 1)
 PLAN = Plan()
-
-
-def usage(product: str, *, activated: int, active: int, habitual: int, start: int = 0) -> list:
-    rows = []
-    for i in range(activated):
-        sid = f"S{start + i:05d}"
-        if i < habitual:
-            rows.append((sid, product, 12, "habitual"))
-        elif i < active:
-            rows.append((sid, product, 1, "light"))
-        else:
-            rows.append((sid, product, 0, "none"))
-    return rows
-
-
-def frame(*row_lists: list) -> pd.DataFrame:
-    rows = [r for rl in row_lists for r in rl]
-    return pd.DataFrame(rows, columns=["student_id", "product", "sessions", "usage_level"])
 
 
 def product(name: str = "Tool", **kw) -> Product:
