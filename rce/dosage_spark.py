@@ -212,7 +212,7 @@ class _SparkBackend:
     def close(self) -> None:
         for df in self.cached:
             df.unpersist()
-        for name in ("mo", "mo_all", dz.ROWS_RELATION, "rce_rows_in", "rce_windows_in"):
+        for name in ("mo", "mo_all", "mo_raw", dz.ROWS_RELATION, "rce_rows_in", "rce_windows_in"):
             self.spark.catalog.dropTempView(name)
 
 
@@ -316,6 +316,7 @@ def _run_rows(
         # Rows from several exports or IDs may share a student-day: the aggregation counts it
         # once (unit and granularity not known in advance: the general form of the SQL).
         sql = dz.aggregation_sql(int(plan.dosage.min_sessions_per_month), window_rule)
+        be.materialise("mo_raw", sql["mo_raw"])
         be.materialise("mo_all", sql["mo_all"])
         acct = be.rows(sql["accounting"])[0]
         unmatched_rows = be.rows(sql["unmatched"])
@@ -400,7 +401,7 @@ def export_rows(
                   sum(r.lessons_passed) AS lessons_passed, r.gran AS granularity, r.unit,
                   r.reason, r.src AS source, sum(r.n_read) AS rows_read,
                   sum(r.n_kept) AS rows_kept
-                FROM {dz.ROWS_RELATION} r LEFT JOIN {dz.STUDENTS} st ON r.student_id = st.sk
+                FROM {dz.MAPPED_ROWS} r LEFT JOIN {dz.STUDENTS} st ON r.student_id = st.sk
                 GROUP BY st.student_id, r.product, r.day, r.gran, r.unit, r.reason, r.src)
                 TO {q.lit(target)} (FORMAT parquet)""",
             files,

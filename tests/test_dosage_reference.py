@@ -720,3 +720,45 @@ def test_distinct_rows_materialised_for_state_sized_logs_give_the_same_dosage(mo
         pd.testing.assert_frame_equal(getattr(one, attr), getattr(two, attr), obj=attr)
     assert one.to_dict() == two.to_dict()
     assert seen[-1] == 1.0 and seen == sorted(seen)
+
+
+@pytest.mark.skipif(not (EXAMPLE / "rce.toml").is_file(), reason="sample district not generated")
+@pytest.mark.parametrize("window", ["all", "dates"])
+def test_ids_matched_after_the_first_aggregation_give_the_same_dosage(monkeypatch, window):
+    """With a study-wide window, text exports are read once and their IDs matched after the
+    first aggregation; the result is the one of scanning the IDs first."""
+    from dataclasses import replace
+
+    from rce import dosage as dz
+    from rce import io as rio
+    from rce.config import load_plan
+
+    plan = load_plan(EXAMPLE / "rce.toml")
+    plan = replace(
+        plan,
+        dosage=replace(
+            plan.dosage, window=window, window_start=date(2024, 9, 15),
+            window_end=date(2025, 3, 20),
+        ),
+    )  # fmt: skip
+    sources = rio.usage_sources(plan)
+    assert all(s.file_format == "csv" for s in sources) and len(sources) > 1
+    assert dz._ids_after(sources, plan)
+    asked: list[int] = []
+
+    def id_map(ids: pd.Series) -> pd.DataFrame:
+        # every seventh student is not on the roster; two spellings of each ID are one student
+        asked.append(len(ids))
+        kept = ids[[sum(map(ord, t)) % 7 != 0 for t in ids]]
+        return pd.DataFrame({"raw_id": kept, "student_id": "s" + kept.str.lstrip("0")})
+
+    seen: list[float] = []
+    after = compute_dosage(sources, plan=plan, id_map=id_map, progress=seen.append)
+    monkeypatch.setattr(dz, "_ids_after", lambda *_: False)
+    first = compute_dosage(sources, plan=plan, id_map=id_map)
+    for attr in ("per_student", "monthly", "trend"):
+        pd.testing.assert_frame_equal(getattr(after, attr), getattr(first, attr), obj=attr)
+    assert after.to_dict() == first.to_dict()
+    assert asked[0] == asked[1] > 0  # the same distinct IDs reach the ID map
+    assert after.rows_unmatched.get("not_in_id_map", 0) > 0
+    assert seen[-1] == 1.0 and seen == sorted(seen)
