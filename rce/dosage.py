@@ -36,10 +36,12 @@ Definition (every threshold comes from :class:`rce.config.DosageConfig`, fixed i
   log(1 + minutes) of active students, per product, k in 2..4 chosen by the highest mean
   silhouette; clusters ordered low -> high.
 
-The engine aggregates in three levels so that nothing large reaches Python: rows -> distinct
-rows (by a hash of the raw ID; the big reduction) -> ID map and window -> student-month (days
-are bits of a month mask, so no student-day level is needed) -> student. DuckDB reads the files
-directly, with a memory limit and a private spill directory.
+The engine aggregates in levels so that nothing large reaches Python: rows -> distinct rows
+(keyed by the raw ID; the big reduction) -> months of each raw ID, window applied (days are bits
+of a month mask, so no student-day level is needed) -> ID map -> student-month -> student. The
+distinct raw IDs are matched to students once, in pandas: before the reading when the window
+differs by student, else from the months of each raw ID, so that text exports are parsed once.
+DuckDB reads the files directly, with a memory limit and a private spill directory.
 """
 
 from __future__ import annotations

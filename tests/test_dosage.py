@@ -742,7 +742,8 @@ def test_memory_limit_is_read_for_the_parse_once_budget():
     assert _memory_gb("a lot") == 1.0  # DuckDB rejects it before this matters
 
 
-def test_a_non_utf8_byte_past_the_sniffed_head_is_read_as_windows_1252(tmp_path):
+@pytest.mark.parametrize("window", ["all", "baseline-to-outcome"])  # IDs matched after / before
+def test_a_non_utf8_byte_past_the_sniffed_head_is_read_as_windows_1252(tmp_path, window):
     from rce import io as rio
     from rce.io.readers import SNIFF_BYTES
 
@@ -752,7 +753,7 @@ def test_a_non_utf8_byte_past_the_sniffed_head_is_read_as_windows_1252(tmp_path)
     body += "2000,10/01/2024,15,Jos\u00e9 caf\u00e9\n".encode("cp1252")  # far past the head
     path = tmp_path / "lessons.csv"
     path.write_bytes(body)
-    p = plan()
+    p = plan(window=window)
     src = rio.usage_source_for([path], p, product="Reading")
     assert src.encoding == "utf-8"  # the head is plain ASCII
     res = compute_dosage([src], plan=p)
