@@ -129,6 +129,36 @@ def stage_times(study: Path, out: Path) -> list[tuple[str, float]]:
     return [(marks[i][0], marks[i + 1][1] - marks[i][1]) for i in range(len(marks) - 1)]
 
 
+LOOP = "sum(range(30_000_000))"
+
+
+def core_check() -> tuple[float, float]:
+    """Seconds of a CPU-bound loop alone, and (the slower of) two run at once.
+
+    The machine's two vCPUs are not always two full cores (shared hosts): when two loops take
+    much longer than one, the parallel stages of ``rce analyze`` slow down with them.
+    """
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", LOOP])
+
+    t0 = time.perf_counter()
+    start().wait()
+    one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ends = []
+    procs = [start(), start()]
+    for p in procs:
+        p.wait()
+        ends.append(time.perf_counter() - t0)
+    return one, max(ends)
+
+
+def report_cores(when: str) -> None:
+    one, two = core_check()
+    print(f"two-core check {when}: a pure-Python loop {one:.2f} s alone, {two:.2f} s with a "
+          f"second one beside it ({2 * one / two:.2f} cores' worth of the two)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--students", type=int, default=20_000)
@@ -158,6 +188,7 @@ def main() -> None:
         studies.append((f"{args.students:,} students, {args.rows:,} lesson rows", district))
 
     out_root = Path(tempfile.mkdtemp(prefix="rce-bench-analyze-"))
+    report_cores("before")
     try:
         if extra_env:
             print("environment: " + " ".join(f"{k}={v}" for k, v in extra_env.items()))
@@ -175,6 +206,7 @@ def main() -> None:
             for text, sec in stage_times(studies[-1][1], out_root / "stages"):
                 print(f"  {text:<50} {sec:6.2f} s")
         print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        report_cores("after")
     finally:
         shutil.rmtree(out_root, ignore_errors=True)
 
