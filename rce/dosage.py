@@ -68,7 +68,7 @@ from rce import dosage_sql as q
 from rce.canonical import ANALYSIS_COLUMNS, GRANULARITIES, UsageSource
 from rce.config import Plan
 from rce.errors import DataError, InputFileError, LayoutError, PlanError
-from rce.io.normalize import normalize_student_id
+from rce.io.normalize import in_index, normalize_student_id
 from rce.jsonsafe import json_tree, json_value
 
 #: Columns of :attr:`DosageResult.per_student`, in order.
@@ -980,7 +980,14 @@ def _raw_usage_ids(
     if not parts:
         return pd.Series([], dtype="str", name="raw_id")
     files = [f for p in prepared for f in p.files]
-    sql = "SELECT DISTINCT r FROM (" + " UNION ALL ".join(parts) + ") WHERE r IS NOT NULL"
+    return _distinct_ids(con, " UNION ALL ".join(parts), files)
+
+
+def _distinct_ids(
+    con: duckdb.DuckDBPyConnection, relation: str, files: Sequence[str] = ()
+) -> pd.Series:
+    """The distinct non-missing values of column ``r`` of ``relation`` (SQL), as text."""
+    sql = f"SELECT DISTINCT r FROM ({relation}) WHERE r IS NOT NULL"
     return _to_pandas(_arrow(con, sql, files))["r"].astype("str")
 
 
@@ -1035,17 +1042,17 @@ def compute_dosage(
     windows
         One row per student: ``student_id``, ``baseline_date``, ``outcome_date`` (the evaluation
         window when ``plan.dosage.window == "baseline-to-outcome"``). Students in it with no
-        usage are the scored non-users (counted in the notes).
+        usage are the scored non-users (counted in the notes). Or a function that returns
+        them, called once the exports have been read (so the caller can load the test scores
+        meanwhile).
     id_map
         ``raw_id`` (normalised usage ID, see :func:`distinct_usage_ids`) -> ``student_id``;
         an optional ``reason`` column explains IDs left unmatched (``student_id`` blank).
         Or a function that makes that map from the distinct normalised usage IDs (a
-        ``pandas.Series``), called once while the exports are read. Without a map the
-        normalised usage ID is the student ID.
+        ``pandas.Series``), called once during the step. Without a map the normalised usage
+        ID is the student ID.
     seats
         Licenses purchased per product, for :func:`utilization`.
-        Or a function that returns them, called once the exports have been read (so the
-        caller can load the test scores meanwhile).
     progress
         Called about twice a second, from another thread, with the share (0..1) of the usage
         rows DuckDB has read in the main pass (for a progress bar).
@@ -1170,8 +1177,7 @@ def _compute_dosage(
         with _watch_progress(con, rest):
             _run(con, f"CREATE TEMP TABLE mo_raw AS {sql['mo_raw']}", files)
         if ids_after:
-            raw = _to_pandas(_arrow(con, "SELECT DISTINCT rid FROM mo_raw WHERE rid IS NOT NULL"))
-            salt = _map_ids(con, raw["rid"].astype("str"), id_map)
+            salt = _map_ids(con, _distinct_ids(con, "SELECT rid AS r FROM mo_raw"), id_map)
             sql = aggregation(id_key=raw_id_key("g1.rid", salt))
         _run(con, f"CREATE TEMP TABLE mo_all AS {sql['mo_all']}")
         # The tables before the student-month level are done with: their memory goes to the
@@ -1666,8 +1672,9 @@ def aggregation_sql(
         GROUP BY k.student_id, k.product""",
         # (products are ranked first: a sort with a text key took 1.4 s for 2.2M rows, with
         # an integer rank 0.45 s)
-        "monthly": """WITH p AS (SELECT product, CAST(row_number() OVER (ORDER BY product) AS INTEGER)
-                             AS pk FROM (SELECT DISTINCT product FROM mo) d)
+        "monthly": """WITH p AS (
+             SELECT product, CAST(row_number() OVER (ORDER BY product) AS INTEGER) AS pk
+             FROM (SELECT DISTINCT product FROM mo) d)
            SELECT m.student_id, m.product, m.month, m.sessions, m.minutes, m.active_days,
              m.lessons_completed, m.lessons_passed, m.habitual
            FROM mo m JOIN p ON m.product = p.product ORDER BY p.pk, m.student_id, m.month""",
@@ -2313,10 +2320,9 @@ def attach_dosage(
         met_fidelity=merged["met_fidelity"].astype("boolean"),
     )
     nonusers = int((no_use | (merged["sessions"] == 0)).sum())
-    # (Index.get_indexer: pandas 3's isin on Arrow text makes a pyarrow scalar per value)
-    scored = pd.Index(ids.dropna().unique())
     usage_ids = sel["student_id"].astype("str")
-    without_scores = int(((scored.get_indexer(usage_ids) < 0) & usage_ids.notna()).sum())
+    scored = in_index(usage_ids, pd.Index(ids.dropna().unique()))
+    without_scores = int((~scored & usage_ids.notna()).sum())
     merged.attrs["dosage_notes"] = (
         f"{product}: {nonusers:,} scored students are non-users (no session in the window).",
         f"{product}: {without_scores:,} students in the usage export have no scores and are not "

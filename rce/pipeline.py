@@ -219,7 +219,7 @@ LATER_MODULES = (
 )
 
 
-def _import_in_background(names: Sequence[str]) -> Any:
+def _import_in_background(names: Sequence[str]) -> threading.Thread:
     """Import modules on a thread while the dosage step runs; returns the started thread.
 
     DuckDB releases the GIL while it reads the usage logs and leaves part of the second core
@@ -227,7 +227,6 @@ def _import_in_background(names: Sequence[str]) -> Any:
     failure is left to the import in the stage that needs the module, which reports it as usual.
     """
     import importlib
-    import threading
 
     def load() -> None:
         for name in names:
@@ -498,7 +497,6 @@ class _DosageWorker:
     """
 
     def __init__(self, plan: Plan, progress: Progress) -> None:
-        import threading
         from concurrent.futures import Future
 
         self.roster: Future[Any] = Future()

@@ -29,14 +29,14 @@ def test_academic_year_by_distinct_label_equals_row_by_row() -> None:
 
 
 def test_in_index_equals_isin() -> None:
-    from rce.io.normalize import _in_index
+    from rce.io.normalize import in_index
 
     rng = np.random.default_rng(3)
     roster = pd.Series([f"{i:06d}" for i in rng.choice(10**6, 3000, replace=False)], dtype="str")
     index = pd.Index(roster.unique())
     values = pd.Series([*roster.sample(2000, random_state=2), None, "", "x1", "000001"] * 3,
                        dtype="str", index=np.arange(6012) * 3)
-    fast = _in_index(values, index)
+    fast = in_index(values, index)
     assert fast.index.equals(values.index)
     assert fast.tolist() == values.isin(index).tolist()
     assert int(fast.sum()) == 6000

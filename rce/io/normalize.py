@@ -86,7 +86,7 @@ def is_email(series: pd.Series) -> pd.Series:
     return out.astype(bool)
 
 
-def _in_index(values: pd.Series, index: pd.Index) -> pd.Series:
+def in_index(values: pd.Series, index: pd.Index) -> pd.Series:
     """``values.isin(index)`` for a unique ``index``, by one hash lookup.
 
     pandas 3's ``isin`` on Arrow-backed text turns every value of ``index`` into a pyarrow
@@ -149,7 +149,7 @@ def resolve_ids(
     out.loc[blank, "reason"] = "blank"
     todo = ~blank
 
-    exact = todo & _in_index(norm, roster_set)
+    exact = todo & in_index(norm, roster_set)
     out.loc[exact, "student_id"] = norm[exact]
     out.loc[exact, "match"] = "exact"
     todo &= ~exact
@@ -185,7 +185,7 @@ def resolve_ids(
     if todo.any():
         tail = norm[todo].str.extract(r"^[A-Za-z][A-Za-z_.\-]*?[_.\-]?(\d+)$", expand=False)
         tail = normalize_student_id(tail.astype("str"))
-        hit = tail.notna() & _in_index(tail, roster_set)
+        hit = tail.notna() & in_index(tail, roster_set)
         out.loc[hit[hit].index, "student_id"] = tail[hit]
         out.loc[hit[hit].index, "match"] = "prefix"
         todo &= out["match"].isna() & out["reason"].isna()
