@@ -111,8 +111,7 @@ def analyze(
     progress: Progress = None,
 ) -> AnalysisOutcome:
     """Run the whole evaluation and write the report folder."""
-    from rce import pipeline
-    from rce.report.chart_helper import charts_on_two_cores
+    from rce.report.chart_helper import charts_on_two_cores, start_helper
 
     plan = resolve_plan(
         study_dir=study_dir,
@@ -127,9 +126,13 @@ def analyze(
     if out is None:
         base = study_dir if study_dir is not None else Path.cwd()
         out = base / DEFAULT_REPORT_DIRNAME
-    # A helper process (started by the pipeline as the dosage step begins) draws part of the
-    # report's charts on the second core.
+    # A helper process draws part of the report's charts on the second core. Started first,
+    # its imports (about a core-second) run while this process imports its own libraries on
+    # one core, not later when DuckDB keeps both busy.
     with charts_on_two_cores():
+        start_helper()
+        from rce import pipeline
+
         run = pipeline.run_analysis(plan, lock=lock, progress=progress)
         _stage(progress, "Writing the report")
         files = pipeline.write_outputs(

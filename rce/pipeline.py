@@ -266,7 +266,9 @@ def _run_stages(
 
     _stage(progress, DOSAGE_STAGE)
     _import_in_background(LATER_MODULES)
-    chart_helper.start_helper()  # only inside api.analyze's charts_on_two_cores()
+    # Started when analyze began, unless the load average then said the cores were taken;
+    # now the machine's use since then decides again (a no-op when the helper runs).
+    chart_helper.start_helper()
     sources, dose = worker.result()
 
     # Imported here, not at the top: the thread above has loaded them while DuckDB read the
@@ -298,14 +300,15 @@ def _run_stages(
     notes: list[str] = [*analysis.notes, *dose.notes]
 
     _stage(progress, "Subgroup gaps")
-    gap_rows: list[dict[str, Any]] = []
-    gap_results = {}
-    for m in measures:
-        if MEASURE_COLUMNS[m][0] is None:
-            continue
-        g = compute_gaps(frame, plan=plan, outcome=m)
-        gap_results[m] = g
-        gap_rows.extend(g.to_dict()["rows"])
+    # The gap tables (about a second) are computed in the chart helper process, when one runs,
+    # while this process fits the dose-response and impact models on the other core. They
+    # need no student ID, so none is sent.
+    gap_frame = frame.drop(columns=["student_id"], errors="ignore")
+    pending_gaps = {
+        m: chart_helper.call_in_helper(compute_gaps, gap_frame, plan=plan, outcome=m)
+        for m in measures
+        if MEASURE_COLUMNS[m][0] is not None
+    }
 
     _stage(progress, "Dose-response")
     covariates = _dose_covariates(frame, plan, notes)
@@ -383,6 +386,12 @@ def _run_stages(
 
     _stage(progress, "Usage summaries")
     usage_section, usage_tables = _usage_section(frame, dose, product, roster, plan)
+    gap_rows: list[dict[str, Any]] = []
+    gap_interactions: dict[str, Any] = {}
+    for m, pending in pending_gaps.items():
+        gap_dict = pending.result().to_dict()
+        gap_rows.extend(gap_dict["rows"])
+        gap_interactions[m] = gap_dict.get("interactions", [])
 
     inputs = _input_records(plan, roster, scores, sources, hashes)
     gate_failed = analysis.gate_failed
@@ -440,7 +449,7 @@ def _run_stages(
         definitions=_definitions(plan, dose, product),
         extra={
             "sensitivity": sens.to_dict() if sens is not None else None,
-            "interactions": {m: g.to_dict().get("interactions", []) for m, g in gap_results.items()},
+            "interactions": gap_interactions,
             "notes": notes,
             "rollout": rollout.to_dict() if rollout is not None else None,
         },

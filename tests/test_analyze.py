@@ -164,6 +164,37 @@ def test_same_inputs_give_identical_results_and_tables(run, tmp_path):
     assert differing <= {"manifest.json"}
 
 
+def test_results_are_the_same_whether_the_helper_process_runs_or_not(run, tmp_path, monkeypatch):
+    # The gap tables and half the charts are computed in the helper process when a second
+    # core is free; a run on a busy machine computes everything here.
+    from typer.testing import CliRunner
+
+    from rce.report import chart_helper
+
+    trees = {}
+    for spare in (True, False):
+        monkeypatch.setattr(chart_helper, "_spare_core", lambda before, now, s=spare: s)
+        called: list[str] = []
+        original = chart_helper._Helper.call
+
+        def spy(self, name, payload, called=called, original=original):  # noqa: ANN001
+            done, value = original(self, name, payload)
+            called.append(name if done else "failed")
+            return done, value
+
+        monkeypatch.setattr(chart_helper._Helper, "call", spy)
+        out = tmp_path / f"helper-{spare}"
+        result = CliRunner().invoke(app, ["analyze", str(run["study"]), "--out", str(out), "-q"])
+        assert result.exit_code == 0, result.stderr
+        monkeypatch.setattr(chart_helper._Helper, "call", original)
+        assert called == (["rce.stats.gaps:compute_gaps"] * 2 if spare else [])
+        trees[spare] = _tree_hashes(out)
+    assert trees[True].keys() == trees[False].keys()
+    assert {k for k in trees[True] if trees[True][k] != trees[False][k]} <= {"manifest.json"}
+    first = _tree_hashes(run["out"])
+    assert {k for k in first if first[k] != trees[True][k]} <= {"manifest.json"}
+
+
 def test_format_json_prints_results(run, tmp_path):
     from typer.testing import CliRunner
 

@@ -115,3 +115,88 @@ def test_no_helper_when_other_programs_hold_the_cores(monkeypatch: pytest.Monkey
     assert spare((0.0, 100.0, 1.0), (2.0, 103.5, 4.0))  # busy, but it was this process
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     assert not spare((0.0, 100.0, 1.0), (2.0, 100.0, 3.0))
+
+
+# --- calls: a slow pure function run in the helper while this process does other work ------
+
+
+def _gap_frame():
+    from test_gaps import make_frame
+
+    return make_frame(n=800, seed=3)
+
+
+def test_a_call_in_the_helper_gives_the_value_computed_here(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    from rce.config import Plan
+    from rce.stats.gaps import compute_gaps
+
+    answered: list[bool] = []
+    original = chart_helper._Helper.call
+
+    def spy(self, name, payload):  # type: ignore[no-untyped-def]
+        done, value = original(self, name, payload)
+        answered.append(done)
+        return done, value
+
+    monkeypatch.setattr(chart_helper._Helper, "call", spy)
+    frame = _gap_frame()
+    local = compute_gaps(frame, plan=Plan(), outcome="percentile")
+    with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
+        pending = chart_helper.call_in_helper(compute_gaps, frame, plan=Plan(),
+                                              outcome="percentile")
+        shared = pending.result()
+        # the pipe is still in step: charts after a call come back from the helper too
+        assert chart_helper.render_jobs(
+            [(charts.probability_bars, ({"worse": 0.1, "no_change": 0.5, "better": 0.4},),
+              {"title": "t"})] * 2) == [charts.probability_bars(
+                  {"worse": 0.1, "no_change": 0.5, "better": 0.4}, title="t")] * 2
+    assert answered == [True], "the helper did not compute the value"
+    assert shared.to_dict() == local.to_dict()  # to the last digit
+    pd_testing = pytest.importorskip("pandas.testing")
+    pd_testing.assert_frame_equal(shared.rows, local.rows, check_exact=True)
+
+
+def test_a_call_that_fails_in_the_helper_raises_its_error_here() -> None:
+    from rce.config import Plan
+    from rce.errors import DataError
+    from rce.stats.gaps import compute_gaps
+
+    frame = _gap_frame().drop(columns=["outcome_percentile"])
+    with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
+        pending = chart_helper.call_in_helper(compute_gaps, frame, plan=Plan())
+        with pytest.raises(DataError) as err:
+            pending.result()
+        assert chart_helper.helper_running()  # an error answer keeps the helper in use
+    with pytest.raises(DataError) as direct:
+        compute_gaps(frame, plan=Plan())
+    assert str(err.value) == str(direct.value)
+
+
+def test_a_dead_helper_leaves_the_call_to_this_process() -> None:
+    from rce.config import Plan
+    from rce.stats.gaps import compute_gaps
+
+    frame = _gap_frame()
+    with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
+        helper = chart_helper._helper
+        assert helper is not None
+        helper.proc.kill()
+        helper.proc.wait()
+        value = chart_helper.call_in_helper(compute_gaps, frame, plan=Plan()).result()
+    assert value.to_dict() == compute_gaps(frame, plan=Plan()).to_dict()
+
+
+def test_only_listed_functions_are_sent_and_none_without_a_helper(monkeypatch: pytest.MonkeyPatch
+                                                                  ) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(chart_helper._Helper, "call",
+                        lambda self, name, payload: (sent.append(name), (False, None))[1])
+    with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
+        assert chart_helper.call_in_helper(sorted, [3, 1, 2]).result() == [1, 2, 3]
+    assert chart_helper.call_in_helper(sorted, [2, 1]).result() == [1, 2]  # no helper here
+    assert sent == []

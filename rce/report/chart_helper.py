@@ -1,16 +1,22 @@
 """Draw a report's charts on two cores: this process and one helper process.
 
 matplotlib holds the GIL, so threads cannot draw two charts at once. While ``rce analyze`` runs,
-a helper Python process (started as the dosage step begins, so its ~1 s of imports overlaps
-DuckDB's work) waits for chart requests; when the report is written, this process and the
-helper take charts from one queue until none is left. A chart is the same ``<svg>`` string
-whichever process draws it (same interpreter and libraries, the house style reset for every
-chart, deterministic ids), and anything that goes wrong with the helper -- it cannot start,
-dies, answers with an error, or a chart's arguments do not survive JSON -- leaves that chart to
-this process, which draws it (and raises its error) as before.
+a helper Python process waits for chart requests. It is started as the run begins, so its ~1 s
+of imports runs on the core left idle while this process imports its own libraries. When the
+report is written, this process and the helper take charts from one queue until none is left.
+A chart is the same ``<svg>`` string whichever process draws it (same interpreter and
+libraries, the house style reset for every chart, deterministic ids), and anything that goes
+wrong with the helper -- it cannot start, dies, answers with an error, or a chart's arguments
+do not survive JSON -- leaves that chart to this process, which draws it (and raises its error)
+as before.
 
-Only chart arguments cross the pipe: numbers and labels already in the results dict, never a
-student row.
+The helper also runs a few slow pure functions (``CALLS``: the subgroup gap tables) while this
+process fits the other models (:func:`call_in_helper`); their arguments and values cross the
+pipe pickled, and the same fallbacks apply.
+
+A chart request holds numbers and labels already in the results dict, never a student row. A
+call's arguments may hold the analysis rows (the pipeline leaves the student ID out); the helper
+writes nothing anywhere and its error output is discarded.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import atexit
 import contextlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -27,8 +34,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Job", "charts_on_two_cores", "helper_running", "prefetch", "render_jobs",
-           "start_helper"]
+__all__ = ["Job", "Pending", "call_in_helper", "charts_on_two_cores", "helper_running",
+           "prefetch", "render_jobs", "start_helper"]
 
 #: One chart call: (chart function from :mod:`rce.report.charts`, args, kwargs).
 Job = tuple[Callable[..., str], tuple[Any, ...], dict[str, Any]]
@@ -85,16 +92,37 @@ class _Helper:
         svg = answer.get("svg")
         return svg if isinstance(svg, str) and answer.get("function") == name else None
 
+    def call(self, name: str, payload: bytes) -> tuple[bool, Any]:
+        """(True, the helper's return value) of one allowed call, or (False, None)."""
+        with self.busy:
+            if not self.alive:
+                return False, None
+            try:
+                assert self.proc.stdin is not None and self.proc.stdout is not None
+                head = {"call": name, "nbytes": len(payload)}
+                self.proc.stdin.write(json.dumps(head).encode("ascii") + b"\n" + payload)
+                self.proc.stdin.flush()
+                answer = json.loads(self.proc.stdout.readline() or b"null")
+                if not isinstance(answer, dict) or answer.get("call") != name:
+                    # an error answer leaves the pipe in step; anything else may not
+                    self.alive = isinstance(answer, dict) and "error" in answer
+                    return False, None
+                body = self.proc.stdout.read(int(answer["nbytes"]))
+                return True, pickle.loads(body)
+            except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+                self.alive = False
+                return False, None
+
     def close(self) -> None:
         self.alive = False
         with contextlib.suppress(OSError, ValueError):
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        # Nothing it does is needed once the block ends; a run that failed early must not wait
+        # for the helper's imports to finish.
+        with contextlib.suppress(OSError):
             self.proc.kill()
-            self.proc.wait()
+        self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
@@ -126,8 +154,8 @@ def charts_on_two_cores() -> Iterator[None]:
     """Inside the block, reports may draw their charts here and in a helper process.
 
     The helper starts when :func:`start_helper` is called inside the block (``rce analyze``
-    does so as the dosage step begins, so the helper's imports overlap DuckDB's work) and is
-    stopped at the end of the block. Without it, on a single-core machine, or when other
+    does so first, so the helper's imports overlap this process's own) and is stopped at the
+    end of the block. Without it, on a single-core machine, or when other
     programs kept the cores busy since the block began, charts are drawn here only.
     """
     global _wanted, _since
@@ -319,14 +347,93 @@ def render_jobs(jobs: Sequence[Job]) -> list[str]:
     return batch.finish()
 
 
+#: Functions the helper may run besides charts, as "module:name" (see :func:`call_in_helper`).
+CALLS = frozenset({"rce.stats.gaps:compute_gaps"})
+
+
+class Pending:
+    """A function's result, computed in the helper process or, failing that, here."""
+
+    def __init__(self, function: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        self._job = (function, args, kwargs)
+        self._answer: tuple[bool, Any] = (False, None)
+        self._thread: threading.Thread | None = None
+        helper = _helper
+        name = f"{function.__module__}:{function.__qualname__}"
+        if helper is not None and helper.alive and name in CALLS:
+            # A daemon thread: it only waits on the pipe, which is closed when the
+            # charts_on_two_cores() block ends.
+            self._thread = threading.Thread(target=self._ask, args=(helper, name),
+                                            name="rce-helper-call", daemon=True)
+            self._thread.start()
+
+    def _ask(self, helper: _Helper, name: str) -> None:
+        _function, args, kwargs = self._job
+        try:
+            payload = pickle.dumps((args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # not picklable: computed here
+            return
+        self._answer = helper.call(name, payload)
+
+    def result(self) -> Any:
+        """The return value. When the helper could not give it (no helper, it died, or the
+        function raised there), the function runs here -- and raises its own error here."""
+        if self._thread is not None:
+            self._thread.join()
+        done, value = self._answer
+        if done:
+            return value
+        function, args, kwargs = self._job
+        return function(*args, **kwargs)
+
+
+def call_in_helper(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Pending:
+    """Start ``function(*args, **kwargs)`` in the helper process; ``.result()`` gives its value.
+
+    For a slow pure function of picklable data (``CALLS``) that this process does not need
+    until later: meanwhile this process runs other stages on the other core. The helper runs
+    the same code on one BLAS thread, as this process does (:mod:`rce._blas`), so the value is
+    the one computed here, to the last digit. Without a helper the function runs on
+    ``.result()``.
+    """
+    return Pending(function, args, kwargs)
+
+
 def _serve() -> None:
-    """The helper: read one JSON request per line from stdin, answer one JSON line each."""
+    """The helper: read one JSON request per line from stdin, answer one JSON line each
+    (a call's pickled arguments follow its line, and its pickled value its answer)."""
+    import importlib
+
+    from rce._blas import single_thread_blas
     from rce.report import charts
 
-    out = sys.stdout.buffer
-    for line in sys.stdin.buffer:
+    for name in sorted(CALLS):  # while the parent is busy elsewhere, not when it asks
+        importlib.import_module(name.split(":")[0])
+    source, out = sys.stdin.buffer, sys.stdout.buffer
+    while line := source.readline():
         try:
             request = json.loads(line)
+        except ValueError:
+            request = {}
+        if "call" in request:
+            body = source.read(int(request["nbytes"]))
+            try:
+                module, _sep, attr = request["call"].partition(":")
+                if request["call"] not in CALLS:
+                    raise ValueError(request["call"])
+                args, kwargs = pickle.loads(body)
+                with single_thread_blas():
+                    value = getattr(importlib.import_module(module), attr)(*args, **kwargs)
+                data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # the parent runs it again and raises the error there
+                out.write(json.dumps({"error": type(exc).__name__}).encode("ascii") + b"\n")
+            else:
+                head = {"call": request["call"], "nbytes": len(data)}
+                out.write(json.dumps(head).encode("ascii") + b"\n" + data)
+            out.flush()
+            continue
+        try:
             name = request["function"]
             function = getattr(charts, name) if name in charts.__all__ else None
             if function is None:
