@@ -13,11 +13,14 @@ cached under the git-ignored ``benchmarks/data/analyze/`` and reused on the next
 
 ``--stages`` also runs the large district once inside this process with the pipeline's progress
 callback and prints the seconds spent in each stage (imports included in the first one).
+``--floor`` times, after each round on the large district, DuckDB counting the rows of its
+lesson log in a fresh process: the machine's speed at that moment, since a shared machine's
+speed moves by a factor of two within an hour.
 
 Usage::
 
     python benchmarks/bench_analyze.py [--students 20000] [--rows 3000000] [--repeat 1]
-        [--skip-example] [--skip-large] [--stages] [--data DIR]
+        [--skip-example] [--skip-large] [--stages] [--floor] [--data DIR]
 """
 
 from __future__ import annotations
@@ -86,8 +89,10 @@ def build_district(data: Path, *, students: int, rows: int, seed: int) -> Path:
 
 
 def time_analyze(study: Path, out: Path, *, rce_path: Path | None = None,
-                 extra_env: dict[str, str] | None = None) -> tuple[float, float | None, int]:
-    """Wall seconds, peak RSS (MiB) and exit code of one fresh ``rce analyze`` process.
+                 extra_env: dict[str, str] | None = None
+                 ) -> tuple[float, float | None, int, float | None]:
+    """Wall seconds, peak RSS (MiB), exit code and CPU seconds (user + system) of one fresh
+    ``rce analyze`` process.
 
     ``rce_path`` runs another copy of the package (a folder holding ``rce/``, e.g. an older
     commit extracted with ``git archive <commit> rce | tar -x -C DIR``) for before/after figures
@@ -105,6 +110,8 @@ def time_analyze(study: Path, out: Path, *, rce_path: Path | None = None,
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - t
     peak = None
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)",
+                                            proc.stderr)) or None
     m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
     if m:
         peak = int(m.group(1)) / 1024
@@ -113,7 +120,28 @@ def time_analyze(study: Path, out: Path, *, rce_path: Path | None = None,
     if proc.returncode not in (0, 1):
         # 1 = findings (e.g. a gate); anything else is a failure worth showing.
         sys.stderr.write(proc.stderr[-3000:])
-    return wall, peak, proc.returncode
+    return wall, peak, proc.returncode, cpu
+
+
+FLOOR = """
+import sys, time, duckdb
+con = duckdb.connect()
+con.execute("SET threads = 2")
+t = time.perf_counter()
+con.execute("SELECT count(*) FROM read_csv(?, header = true, all_varchar = true)",
+            [sys.argv[1]]).fetchall()
+print(time.perf_counter() - t)
+"""
+
+
+def floor_seconds(study: Path) -> tuple[str, float]:
+    """The machine's speed now: DuckDB counting the rows of the district's lesson log (every
+    column as text, two threads) in a fresh process -- the least any reading of that file
+    costs. A ratio to it moves less with the load of a shared machine than wall time does."""
+    log = study / LESSON_LOG
+    out = subprocess.run([sys.executable, "-c", FLOOR, str(log)], capture_output=True,
+                         text=True, check=True)
+    return log.name, float(out.stdout.strip())
 
 
 def stage_times(study: Path, out: Path) -> list[tuple[str, float]]:
@@ -168,6 +196,9 @@ def main() -> None:
     parser.add_argument("--skip-example", action="store_true")
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--stages", action="store_true")
+    parser.add_argument("--floor", action="store_true",
+                        help="after each round on the large district, time DuckDB counting the "
+                        "rows of its largest usage export (the machine's speed at that moment)")
     parser.add_argument("--data", type=Path, default=HERE / "data" / "analyze")
     parser.add_argument("--rce-path", type=Path, action="append", default=[],
                         help="also time the package found in this folder (repeatable); runs "
@@ -195,12 +226,17 @@ def main() -> None:
         for label, study in studies:
             for i in range(args.repeat):
                 for name, path in variants:
-                    wall, peak, rc = time_analyze(study, out_root / f"run{i}", rce_path=path,
-                                                  extra_env=extra_env)
+                    wall, peak, rc, cpu = time_analyze(study, out_root / f"run{i}",
+                                                       rce_path=path, extra_env=extra_env)
                     peak_text = f"{peak:,.0f} MiB" if peak is not None else "n/a"
+                    cpu_text = f"  CPU {cpu:5.2f} s" if cpu is not None else ""
                     tag = f" [{name}]" if len(variants) > 1 else ""
-                    print(f"{label:<44} run {i + 1}{tag}: {wall:6.2f} s  peak RSS {peak_text}  "
-                          f"exit {rc}", flush=True)
+                    print(f"{label:<44} run {i + 1}{tag}: {wall:6.2f} s{cpu_text}  peak RSS "
+                          f"{peak_text}  exit {rc}", flush=True)
+                if args.floor and study != EXAMPLE:
+                    name, sec = floor_seconds(study)
+                    print(f"{'':<44} floor: DuckDB counts {name} in {sec:.2f} s "
+                          f"(fresh process, 2 threads)", flush=True)
         if args.stages and not args.skip_large:
             print("stages of one in-process run on the large district:")
             for text, sec in stage_times(studies[-1][1], out_root / "stages"):

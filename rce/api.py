@@ -126,9 +126,9 @@ def analyze(
     if out is None:
         base = study_dir if study_dir is not None else Path.cwd()
         out = base / DEFAULT_REPORT_DIRNAME
-    # A helper process draws part of the report's charts on the second core. Started first,
-    # its imports (about a core-second) run while this process imports its own libraries on
-    # one core, not later when DuckDB keeps both busy.
+    # A helper process (at low priority) computes the gap tables and draws part of the
+    # report's charts on the second core. Started first, its imports (about a core-second) run
+    # while this process imports its own libraries on one core.
     with charts_on_two_cores():
         start_helper()
         from rce import pipeline

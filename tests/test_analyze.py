@@ -174,20 +174,19 @@ def test_results_are_the_same_whether_the_helper_process_runs_or_not(run, tmp_pa
     trees = {}
     for spare in (True, False):
         monkeypatch.setattr(chart_helper, "_spare_core", lambda before, now, s=spare: s)
-        called: list[str] = []
-        original = chart_helper._Helper.call
+        sent: list[str] = []
+        original = chart_helper.Pending._ask
 
-        def spy(self, name, payload, called=called, original=original):  # noqa: ANN001
-            done, value = original(self, name, payload)
-            called.append(name if done else "failed")
-            return done, value
+        def spy(self, helper, name, sent=sent, original=original):
+            sent.append(name)
+            original(self, helper, name)
 
-        monkeypatch.setattr(chart_helper._Helper, "call", spy)
+        monkeypatch.setattr(chart_helper.Pending, "_ask", spy)
         out = tmp_path / f"helper-{spare}"
         result = CliRunner().invoke(app, ["analyze", str(run["study"]), "--out", str(out), "-q"])
         assert result.exit_code == 0, result.stderr
-        monkeypatch.setattr(chart_helper._Helper, "call", original)
-        assert called == (["rce.stats.gaps:compute_gaps"] * 2 if spare else [])
+        monkeypatch.setattr(chart_helper.Pending, "_ask", original)
+        assert sent == (["rce.stats.gaps:compute_gaps"] * 2 if spare else [])
         trees[spare] = _tree_hashes(out)
     assert trees[True].keys() == trees[False].keys()
     assert {k for k in trees[True] if trees[True][k] != trees[False][k]} <= {"manifest.json"}

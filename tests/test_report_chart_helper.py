@@ -146,6 +146,8 @@ def test_a_call_in_the_helper_gives_the_value_computed_here(monkeypatch: pytest.
         chart_helper.start_helper()
         pending = chart_helper.call_in_helper(compute_gaps, frame, plan=Plan(),
                                               outcome="percentile")
+        assert pending._thread is not None
+        pending._thread.join()  # .result() itself never waits for the helper
         shared = pending.result()
         # the pipe is still in step: charts after a call come back from the helper too
         assert chart_helper.render_jobs(
@@ -167,6 +169,9 @@ def test_a_call_that_fails_in_the_helper_raises_its_error_here() -> None:
     with chart_helper.charts_on_two_cores():
         chart_helper.start_helper()
         pending = chart_helper.call_in_helper(compute_gaps, frame, plan=Plan())
+        assert pending._thread is not None
+        pending._thread.join()
+        assert pending._answer == (False, None)
         with pytest.raises(DataError) as err:
             pending.result()
         assert chart_helper.helper_running()  # an error answer keeps the helper in use
@@ -188,6 +193,48 @@ def test_a_dead_helper_leaves_the_call_to_this_process() -> None:
         helper.proc.wait()
         value = chart_helper.call_in_helper(compute_gaps, frame, plan=Plan()).result()
     assert value.to_dict() == compute_gaps(frame, plan=Plan()).to_dict()
+
+
+def test_a_call_the_helper_has_not_answered_yet_runs_here(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    import threading
+
+    from rce.config import Plan
+    from rce.stats.gaps import compute_gaps
+
+    release = threading.Event()
+    original = chart_helper._Helper.call
+
+    def slow(self, name, payload):  # type: ignore[no-untyped-def]
+        release.wait(30)  # a helper starved by other programs
+        return original(self, name, payload)
+
+    monkeypatch.setattr(chart_helper._Helper, "call", slow)
+    frame = _gap_frame()
+    with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
+        pending = chart_helper.call_in_helper(compute_gaps, frame, plan=Plan())
+        value = pending.result()  # does not wait for the helper
+        assert pending._thread is not None and pending._thread.is_alive()
+        release.set()
+        pending._thread.join()
+    assert value.to_dict() == compute_gaps(frame, plan=Plan()).to_dict()
+
+
+def test_the_helper_runs_at_low_priority() -> None:
+    if not hasattr(os, "getpriority"):
+        pytest.skip("no process priorities here")
+    with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper()
+        helper = chart_helper._helper
+        assert helper is not None
+        # after a round trip: the helper sets its priority before it answers anything
+        svg = helper.draw("probability_bars", chart_helper._payload(
+            charts.probability_bars, ({"worse": 0.1, "no_change": 0.5, "better": 0.4},),
+            {"title": "t"}) or b"")
+        assert svg is not None
+        assert os.getpriority(os.PRIO_PROCESS, helper.proc.pid) == (
+            os.getpriority(os.PRIO_PROCESS, 0) + chart_helper.HELPER_NICE)
 
 
 def test_only_listed_functions_are_sent_and_none_without_a_helper(monkeypatch: pytest.MonkeyPatch

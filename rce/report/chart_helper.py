@@ -347,6 +347,10 @@ def render_jobs(jobs: Sequence[Job]) -> list[str]:
     return batch.finish()
 
 
+#: The helper's nice value: a lower CPU priority than this process's threads (as the hashing
+#: thread of rce.pipeline has).
+HELPER_NICE = 10
+
 #: Functions the helper may run besides charts, as "module:name" (see :func:`call_in_helper`).
 CALLS = frozenset({"rce.stats.gaps:compute_gaps"})
 
@@ -377,10 +381,10 @@ class Pending:
         self._answer = helper.call(name, payload)
 
     def result(self) -> Any:
-        """The return value. When the helper could not give it (no helper, it died, or the
-        function raised there), the function runs here -- and raises its own error here."""
-        if self._thread is not None:
-            self._thread.join()
+        """The return value. When the helper has not given it (no helper, it died, the function
+        raised there, or it is not done yet), the function runs here -- and raises its own error
+        here. This process never waits for the helper: on a machine whose cores are taken by
+        other programs the helper (at low priority) may be far behind."""
         done, value = self._answer
         if done:
             return value
@@ -394,8 +398,8 @@ def call_in_helper(function: Callable[..., Any], *args: Any, **kwargs: Any) -> P
     For a slow pure function of picklable data (``CALLS``) that this process does not need
     until later: meanwhile this process runs other stages on the other core. The helper runs
     the same code on one BLAS thread, as this process does (:mod:`rce._blas`), so the value is
-    the one computed here, to the last digit. Without a helper the function runs on
-    ``.result()``.
+    the one computed here, to the last digit. Without a helper, or when the helper is not done
+    by then, the function runs on ``.result()``.
     """
     return Pending(function, args, kwargs)
 
@@ -404,6 +408,12 @@ def _serve() -> None:
     """The helper: read one JSON request per line from stdin, answer one JSON line each
     (a call's pickled arguments follow its line, and its pickled value its answer)."""
     import importlib
+
+    # Low priority: the helper takes the cycles this run leaves idle (its imports while the
+    # parent imports on one core, charts and calls while the parent fits models on one core),
+    # not DuckDB's while it reads the usage logs on both.
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(HELPER_NICE)
 
     from rce._blas import single_thread_blas
     from rce.report import charts
