@@ -127,6 +127,7 @@ FLOOR = """
 import sys, time, duckdb
 con = duckdb.connect()
 con.execute("SET threads = 2")
+con.execute("SET enable_progress_bar = false")
 t = time.perf_counter()
 con.execute("SELECT count(*) FROM read_csv(?, header = true, all_varchar = true)",
             [sys.argv[1]]).fetchall()
@@ -141,7 +142,7 @@ def floor_seconds(study: Path) -> tuple[str, float]:
     log = study / LESSON_LOG
     out = subprocess.run([sys.executable, "-c", FLOOR, str(log)], capture_output=True,
                          text=True, check=True)
-    return log.name, float(out.stdout.strip())
+    return log.name, float(out.stdout.split()[-1])
 
 
 def stage_times(study: Path, out: Path) -> list[tuple[str, float]]:
