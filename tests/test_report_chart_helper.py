@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from report_fixtures import complete_results, hostile_results
@@ -242,8 +243,15 @@ def test_only_listed_functions_are_sent_and_none_without_a_helper(monkeypatch: p
     sent: list[str] = []
     monkeypatch.setattr(chart_helper._Helper, "call",
                         lambda self, name, payload: (sent.append(name), (False, None))[1])
+    from rce.config import Plan
+    from rce.stats.gaps import compute_gaps
+
+    frame = _gap_frame()
+    monkeypatch.setattr(chart_helper, "MAX_CALL_BYTES", sys.getsizeof(frame) - 1)
     with chart_helper.charts_on_two_cores():
         chart_helper.start_helper()
         assert chart_helper.call_in_helper(sorted, [3, 1, 2]).result() == [1, 2, 3]
+        # arguments too large to hold three times over stay here
+        assert chart_helper.call_in_helper(compute_gaps, frame, plan=Plan()).result().n == 800
     assert chart_helper.call_in_helper(sorted, [2, 1]).result() == [1, 2]  # no helper here
     assert sent == []

@@ -365,7 +365,7 @@ class Pending:
         self._thread: threading.Thread | None = None
         helper = _helper
         name = f"{function.__module__}:{function.__qualname__}"
-        if helper is not None and helper.alive and name in CALLS:
+        if helper is not None and helper.alive and name in CALLS and _small(args, kwargs):
             # A daemon thread: it only waits on the pipe, which is closed when the
             # charts_on_two_cores() block ends.
             self._thread = threading.Thread(target=self._ask, args=(helper, name),
@@ -390,6 +390,16 @@ class Pending:
             return value
         function, args, kwargs = self._job
         return function(*args, **kwargs)
+
+
+#: Arguments larger than this stay here: pickled, sent and unpickled they would be held three
+#: times over (a state's analysis rows are hundreds of MB), for a second's gain.
+MAX_CALL_BYTES = 64 * 2**20
+
+
+def _small(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    # sys.getsizeof counts a DataFrame's data (pandas' __sizeof__), not just the object header
+    return sum(sys.getsizeof(a) for a in (*args, *kwargs.values())) <= MAX_CALL_BYTES
 
 
 def call_in_helper(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Pending:
