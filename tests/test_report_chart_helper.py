@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 import pytest
 from report_fixtures import complete_results, hostile_results
@@ -65,15 +67,22 @@ def test_the_helper_really_draws(monkeypatch: pytest.MonkeyPatch) -> None:
     assert view == local
 
 
-def test_a_dead_helper_leaves_every_chart_to_this_process() -> None:
-    results = complete_results()
-    local = build_view(results)
+@contextlib.contextmanager
+def _killed_helper() -> Iterator[chart_helper._Helper]:
+    """Inside a charts_on_two_cores() block whose helper process was killed after it started."""
     with chart_helper.charts_on_two_cores():
         chart_helper.start_helper()
         helper = chart_helper._helper
         assert helper is not None
         helper.proc.kill()
         helper.proc.wait()
+        yield helper
+
+
+def test_a_dead_helper_leaves_every_chart_to_this_process() -> None:
+    results = complete_results()
+    local = build_view(results)
+    with _killed_helper() as helper:
         assert build_view(results) == local
         assert not helper.alive
 
@@ -192,12 +201,7 @@ def test_a_dead_helper_leaves_the_call_to_this_process() -> None:
     from rce.stats.gaps import compute_gaps
 
     frame = _gap_frame()
-    with chart_helper.charts_on_two_cores():
-        chart_helper.start_helper()
-        helper = chart_helper._helper
-        assert helper is not None
-        helper.proc.kill()
-        helper.proc.wait()
+    with _killed_helper():
         value = chart_helper.call_in_helper(compute_gaps, frame, plan=Plan()).result()
     assert value.to_dict() == compute_gaps(frame, plan=Plan()).to_dict()
 
