@@ -111,7 +111,7 @@ def analyze(
     progress: Progress = None,
 ) -> AnalysisOutcome:
     """Run the whole evaluation and write the report folder."""
-    from rce.report.chart_helper import charts_on_two_cores, start_helper
+    from rce.report.chart_helper import charts_on_two_cores, start_helper_soon
 
     plan = resolve_plan(
         study_dir=study_dir,
@@ -130,7 +130,7 @@ def analyze(
     # report's charts on the second core. Started first, its imports (about a core-second) run
     # while this process imports its own libraries on one core.
     with charts_on_two_cores():
-        start_helper()
+        start_helper_soon()
         from rce import pipeline
 
         run = pipeline.run_analysis(plan, lock=lock, progress=progress)

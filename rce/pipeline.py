@@ -266,8 +266,8 @@ def _run_stages(
 
     _stage(progress, DOSAGE_STAGE)
     _import_in_background(LATER_MODULES)
-    # Started when analyze began, unless the load average then said the cores were taken;
-    # now the machine's use since then decides again (a no-op when the helper runs).
+    # Started as analyze began, unless other programs then held the cores; now the machine's
+    # use since then decides again (a no-op when the helper runs).
     chart_helper.start_helper()
     sources, dose = worker.result()
 

@@ -97,6 +97,41 @@ def test_no_helper_outside_the_block() -> None:
     assert not chart_helper.helper_running()
 
 
+def test_start_soon_decides_on_the_machine_use_since_the_block_began(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    seen: list[float] = []
+
+    def spare(before, now):  # type: ignore[no-untyped-def]
+        seen.append(now[0] - before[0] if before and now else -1.0)
+        return decision
+
+    monkeypatch.setattr(chart_helper, "_spare_core", spare)
+
+    def started_within(seconds: float) -> bool:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not chart_helper.helper_running():
+            time.sleep(0.02)
+        return chart_helper.helper_running()
+
+    for decision in (False, True):
+        seen.clear()
+        with chart_helper.charts_on_two_cores():
+            chart_helper.start_helper_soon()
+            assert not chart_helper.helper_running()  # not at once: it waits for evidence
+            assert started_within(2.0) is decision
+        assert not chart_helper.helper_running()
+        if seen[0] >= 0:  # with /proc/stat: decided on at least EVIDENCE_SECONDS of it
+            assert seen[0] >= chart_helper.EVIDENCE_SECONDS - 0.01
+    # A block that ends before the delay starts nothing.
+    decision = True
+    with chart_helper.charts_on_two_cores():
+        chart_helper.start_helper_soon()
+    time.sleep(chart_helper.EVIDENCE_SECONDS + 0.3)
+    assert not chart_helper.helper_running() and chart_helper._helper is None
+
+
 def test_arguments_that_do_not_survive_json_stay_here() -> None:
     assert chart_helper._payload(charts.bar_chart, (["a"], [1.0]), {"title": "t"}) is not None
     assert chart_helper._payload(charts.bar_chart, ({"a"}, [1.0]), {"title": "t"}) is None

@@ -1,10 +1,10 @@
 """Draw a report's charts on two cores: this process and one helper process.
 
 matplotlib holds the GIL, so threads cannot draw two charts at once. While ``rce analyze`` runs,
-a helper Python process waits for chart requests. It is started as the run begins, so its ~1 s
-of imports runs on the core left idle while this process imports its own libraries. When the
-report is written, this process and the helper take charts from one queue until none is left.
-A chart is the same ``<svg>`` string whichever process draws it (same interpreter and
+a helper Python process waits for chart requests. It is started a moment after the run begins,
+so its ~1 s of imports runs on the core left idle while this process imports its own libraries.
+When the report is written, this process and the helper take charts from one queue until none
+is left. A chart is the same ``<svg>`` string whichever process draws it (same interpreter and
 libraries, the house style reset for every chart, deterministic ids), and anything that goes
 wrong with the helper -- it cannot start, dies, answers with an error, or a chart's arguments
 do not survive JSON -- leaves that chart to this process, which draws it (and raises its error)
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Job", "Pending", "call_in_helper", "charts_on_two_cores", "helper_running",
-           "prefetch", "render_jobs", "start_helper"]
+           "prefetch", "render_jobs", "start_helper", "start_helper_soon"]
 
 #: One chart call: (chart function from :mod:`rce.report.charts`, args, kwargs).
 Job = tuple[Callable[..., str], tuple[Any, ...], dict[str, Any]]
@@ -176,11 +176,37 @@ def start_helper() -> None:
     if not _wanted or not _spare_core(_since, _cpu_sample()):
         return
     with _helper_lock:
-        if _helper is None:
+        if _helper is None and _wanted:
             try:
                 _helper = _Helper()
             except OSError:
                 _helper = None
+
+
+#: Seconds of the machine's CPU use that :func:`start_helper_soon` looks at before deciding.
+EVIDENCE_SECONDS = 0.3
+
+
+def start_helper_soon() -> None:
+    """Start the helper once the block has run :data:`EVIDENCE_SECONDS`, if a core is spare.
+
+    At the very start of a run only the load average could decide, and it still counts the
+    programs that just ended (the previous run of a script); a moment later the machine's
+    busy time since the block began says whether other programs hold the cores now. The
+    decision is taken on a thread, so this process goes on with its imports meanwhile.
+    """
+    if not _wanted:
+        return
+    began = _since[0] if _since is not None else None
+
+    def later() -> None:
+        import time
+
+        if began is not None:
+            time.sleep(max(0.0, began + EVIDENCE_SECONDS - time.monotonic()))
+        start_helper()
+
+    threading.Thread(target=later, name="rce-helper-start", daemon=True).start()
 
 
 #: (wall seconds, machine busy seconds over all cores, this process's CPU seconds) or None.
