@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--stages", action="store_true")
     parser.add_argument("--floor", action="store_true",
                         help="after each round on the large district, time DuckDB counting the "
-                        "rows of its largest usage export (the machine's speed at that moment)")
+                        "rows of its lesson log (the machine's speed at that moment)")
     parser.add_argument("--data", type=Path, default=HERE / "data" / "analyze")
     parser.add_argument("--rce-path", type=Path, action="append", default=[],
                         help="also time the package found in this folder (repeatable); runs "

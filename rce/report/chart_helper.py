@@ -153,10 +153,11 @@ atexit.register(_stop)
 def charts_on_two_cores() -> Iterator[None]:
     """Inside the block, reports may draw their charts here and in a helper process.
 
-    The helper starts when :func:`start_helper` is called inside the block (``rce analyze``
-    does so first, so the helper's imports overlap this process's own) and is stopped at the
-    end of the block. Without it, on a single-core machine, or when other
-    programs kept the cores busy since the block began, charts are drawn here only.
+    The helper starts when :func:`start_helper` or :func:`start_helper_soon` is called inside
+    the block (``rce analyze`` calls the latter first, so the helper's imports overlap this
+    process's own) and is stopped at the end of the block. Without it, on a single-core
+    machine, or when other programs kept the cores busy since the block began, charts are
+    drawn here only.
     """
     global _wanted, _since
     _wanted += 1
