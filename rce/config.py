@@ -336,7 +336,6 @@ def plan_from_dict(
                 where=where,
                 hint=f"Known sections: {', '.join(sorted(sections))}.",
             )
-        f = sections[key]
         if key == "columns":
             values[key] = _check_str_map(value, "columns", where)
         elif key == "sustain":

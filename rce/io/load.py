@@ -658,7 +658,7 @@ def usage_source_for(paths: list[Path], plan: Plan, *, product: str = "", layout
     date_col = layout.columns.get("date")
     if date_col:
         seen = nz.date_formats_seen(sample[date_col])
-        for pattern, fmt in nz.DATE_PATTERNS:
+        for _pattern, fmt in nz.DATE_PATTERNS:
             if fmt in seen:
                 formats.append(_STRPTIME[fmt])
     default = UsageSource.__dataclass_fields__["date_formats"].default
