@@ -12,7 +12,9 @@ rostered student. The Lexia and VendorX exports of the sample are read as they a
 cached under the git-ignored ``benchmarks/data/analyze/`` and reused on the next run.
 
 ``--stages`` also runs the large district once inside this process with the pipeline's progress
-callback and prints the seconds spent in each stage (imports included in the first one).
+callback and prints the seconds spent in each stage (imports included in the first one) and,
+on Linux, the CPU seconds of each stage and of each thread (DuckDB's workers and the chart
+helper process included).
 ``--floor`` times, after each round on the large district, DuckDB counting the rows of its
 lesson log in a fresh process: the machine's speed at that moment, since a shared machine's
 speed moves by a factor of two within an hour.
@@ -26,6 +28,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import re
 import resource
@@ -33,6 +37,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -145,17 +150,85 @@ def floor_seconds(study: Path) -> tuple[str, float]:
     return log.name, float(out.stdout.split()[-1])
 
 
-def stage_times(study: Path, out: Path) -> list[tuple[str, float]]:
-    """Seconds per pipeline stage of one in-process run (first stage includes imports)."""
-    marks: list[tuple[str, float]] = [("start (imports of rce.api)", time.perf_counter())]
+class ThreadCpu:
+    """CPU seconds of each thread of this process and of its child processes (Linux ``/proc``).
+
+    Python threads are named by their ``threading`` name (a pool's ``_N`` suffix dropped);
+    DuckDB's own worker threads have no Python name. A sampler thread records every thread's
+    latest figure every 0.1 s, so a thread that ends keeps its CPU (one shorter than the
+    interval may be missed).
+    """
+
+    ENGINE = "DuckDB's worker threads (native)"
+    HELPER = "chart helper process"
+
+    def __init__(self) -> None:
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.latest: dict[tuple[str, str], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="bench-sampler", daemon=True)
+
+    def _cpu(self, stat: str) -> float:
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def snapshot(self) -> float:
+        """Record every thread's CPU now; the total of all threads seen so far."""
+        names = {t.native_id: re.sub(r"_\d+$", "", t.name) for t in threading.enumerate()}
+        me = os.getpid()
+        for task in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                tid = int(task.name)
+                name = "MainThread" if tid == me else names.get(tid, self.ENGINE)
+                self.latest[(task.name, name)] = self._cpu((task / "stat").read_text())
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (proc / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == me:
+                    self.latest[(proc.name, self.HELPER)] = self._cpu(stat)
+        return sum(v for k, v in self.latest.items() if k[1] != "bench-sampler")
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            self.snapshot()
+
+    def __enter__(self) -> ThreadCpu:
+        self.snapshot()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.snapshot()
+
+    def by_name(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for (_, name), cpu in self.latest.items():
+            if name != "bench-sampler":
+                out[name] = out.get(name, 0.0) + cpu
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def stage_times(study: Path, out: Path,
+                cpu: ThreadCpu | None = None) -> list[tuple[str, float, float | None]]:
+    """Seconds per pipeline stage of one in-process run (first stage includes imports), with
+    the CPU seconds all threads and the helper used in it when ``cpu`` samples them."""
+    def mark(text: str) -> None:
+        marks.append((text, time.perf_counter(), cpu.snapshot() if cpu else None))
+
+    marks: list[tuple[str, float, float | None]] = []
+    mark("start (imports of rce.api)")
     from rce.api import analyze
 
-    marks.append(("Reading the plan", time.perf_counter()))
+    mark("Reading the plan")
     analyze(study_dir=study, out=out, timestamp=False,
-            progress=lambda text, done=None: (
-                marks.append((text, time.perf_counter())) if done is None else None))
-    marks.append(("end", time.perf_counter()))
-    return [(marks[i][0], marks[i + 1][1] - marks[i][1]) for i in range(len(marks) - 1)]
+            progress=lambda text, done=None: mark(text) if done is None else None)
+    mark("end")
+    rows = []
+    for (text, t0, c0), (_, t1, c1) in itertools.pairwise(marks):
+        rows.append((text, t1 - t0, c1 - c0 if c0 is not None and c1 is not None else None))
+    return rows
 
 
 LOOP = "sum(range(30_000_000))"
@@ -239,9 +312,20 @@ def main() -> None:
                     print(f"{'':<44} floor: DuckDB counts {name} in {sec:.2f} s "
                           f"(fresh process, 2 threads)", flush=True)
         if args.stages and not args.skip_large:
-            print("stages of one in-process run on the large district:")
-            for text, sec in stage_times(studies[-1][1], out_root / "stages"):
-                print(f"  {text:<50} {sec:6.2f} s")
+            print("stages of one in-process run on the large district (wall, and CPU of all "
+                  "threads and the helper):")
+            linux = Path("/proc/self/task").is_dir()
+            with ThreadCpu() if linux else contextlib.nullcontext() as cpu:
+                rows = stage_times(studies[-1][1], out_root / "stages", cpu)
+            for text, sec, used in rows:
+                used_text = f"  CPU {used:5.2f} s" if used is not None else ""
+                print(f"  {text:<50} {sec:6.2f} s{used_text}")
+            if cpu is not None:
+                print(f"  {'in all':<50} {sum(r[1] for r in rows):6.2f} s  CPU "
+                      f"{sum(cpu.by_name().values()):5.2f} s, by thread:")
+                for name, used in cpu.by_name().items():
+                    if used >= 0.01:
+                        print(f"    {name:<48} CPU {used:5.2f} s")
         print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         report_cores("after")
     finally:
