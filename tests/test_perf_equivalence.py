@@ -18,6 +18,7 @@ from rce.errors import DataError
 from rce.stats.matching import _independent, _logistic, _logit_newton
 from rce.stats.ols import (
     _WEBB,
+    BOOTSTRAP_TIE_RTOL,
     _crossprod,
     _demean,
     _group_sums,
@@ -84,7 +85,7 @@ def _old_wild(y, X, *, names, term, cluster, absorb=None, reps=9999, seed=0):
         scores = W[b][:, None] * S - np.einsum("gij,j->gi", XgXg, delta[b])
         Vb = A @ (scores.T @ scores) @ A * factor
         t_star[b] = delta[b, j] / math.sqrt(Vb[j, j]) if Vb[j, j] > 0 else 0.0
-    p = float(np.mean(np.abs(t_star) >= abs(t_obs) - 1e-12))
+    p = float(np.mean(np.abs(t_star) >= abs(t_obs) * (1 - BOOTSTRAP_TIE_RTOL)))
     return p, float(t_obs)
 
 

@@ -304,6 +304,33 @@ def test_wild_cluster_bootstrap_enumerates_and_detects():
     assert res["t_observed"] == pytest.approx(f.t["x"], rel=1e-8)
 
 
+@pytest.mark.parametrize("g", [3, 4, 5])
+def test_enumerated_wild_bootstrap_counts_the_six_tied_draws(g):
+    # Weighting every cluster by the same c gives t* = +-t exactly, so with every weight vector
+    # enumerated the p-value is at least 6 / 6**G. A strong slope makes those six the most
+    # extreme draws in many of these designs; rounding put some of them below |t| before (p = 0
+    # for seeds 1, 6 and 8 with 3 clusters here).
+    floors = 0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        n = 200
+        school = rng.integers(0, g, n)
+        x = rng.normal(size=n) + 0.3 * school
+        z = rng.normal(size=n)
+        y = 5 * x + 0.5 * z + rng.normal(size=g)[school] + rng.normal(size=n)
+        df = pd.DataFrame({"y": y, "x": x, "z": z, "school": school.astype(str)})
+        X, names = design_matrix(df, numeric=["x", "z"])
+        for absorb in (None, df["school"]):
+            res = wild_cluster_bootstrap(df["y"], X, names=names, term="x",
+                                         cluster=df["school"], absorb=absorb)
+            assert res["enumerated"] and res["reps"] == 6**g
+            extreme = res["p_value"] * 6**g
+            assert extreme == pytest.approx(round(extreme), abs=1e-6)
+            assert round(extreme) >= 6, (seed, absorb is not None)
+            floors += round(extreme) == 6
+    assert floors >= 10  # the six ties are often the only draws that extreme
+
+
 def test_two_way_covariance_made_positive_semidefinite():
     # Tiny two-way design whose V1 + V2 - V12 has a negative eigenvalue (found by search).
     rng = np.random.default_rng(0)

@@ -772,6 +772,13 @@ def _nested(fe: np.ndarray, n_fe: int, clusters: np.ndarray, g: int) -> bool:
 # Webb's six-point distribution: +-sqrt(1/2), +-1, +-sqrt(3/2) with equal probability.
 _WEBB = np.array([-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)])
 
+#: A bootstrap t within this relative distance of the observed t counts as a tie (at least as
+#: extreme). The six constant weight vectors (every cluster weighted c) give t* = +-t exactly in
+#: exact arithmetic, so an enumerated p-value is at least 6 / 6**G; computed, those six land on
+#: either side of |t| by rounding, and an absolute margin of 1e-12 dropped some or all of them
+#: (p = 0 or 2/216 instead of at least 6/216 with 3 clusters; which ones moved with the CPU).
+BOOTSTRAP_TIE_RTOL = 1e-7
+
 
 def wild_cluster_bootstrap(
     y: Any,
@@ -787,8 +794,10 @@ def wild_cluster_bootstrap(
     """Wild cluster restricted (WCR) bootstrap p-value for H0: coefficient of ``term`` = 0.
 
     Webb six-point weights; when 6**G <= ``reps`` every weight vector is enumerated, so the
-    p-value is exact for the bootstrap distribution (with 5 schools, 7,776 draws). The
-    bootstrap t uses the same CR1 standard error as :func:`fit_ols`. Roodman et al. (2019)
+    p-value is exact for the bootstrap distribution (with 5 schools, 7,776 draws). The p-value
+    is the share of draws with |t*| >= |t|, ties included (see ``BOOTSTRAP_TIE_RTOL``), so an
+    enumerated one is never below 6 / 6**G. The bootstrap t uses the same CR1 standard error as
+    :func:`fit_ols`. Roodman et al. (2019)
     recommend this when there are fewer than about 20 clusters.
 
     Returns
@@ -857,7 +866,7 @@ def wild_cluster_bootstrap(
     positive = vjj > 0
     t_star = np.zeros(len(W))
     t_star[positive] = delta[positive, j] / np.sqrt(vjj[positive])
-    p = float(np.mean(np.abs(t_star) >= abs(t_obs) - 1e-12))
+    p = float(np.mean(np.abs(t_star) >= abs(t_obs) * (1 - BOOTSTRAP_TIE_RTOL)))
     return {
         "p_value": p,
         "reps": len(W),
