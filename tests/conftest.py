@@ -54,3 +54,32 @@ def sustain_frame(*row_lists: list):
 
     rows = [r for rl in row_lists for r in rl]
     return pd.DataFrame(rows, columns=["student_id", "product", "sessions", "usage_level"])
+
+
+def results_differences(fresh, shipped, path: str = "") -> list[str]:
+    """Where two results documents differ: every key, length and value, numbers to 1e-7 relative.
+
+    A results.json written on another machine (the shipped example runs) matches a fresh run to
+    about 1e-10, not bit for bit: OpenBLAS picks its kernels, and with them the order of its
+    sums, by the CPU. Same-machine determinism is checked exactly elsewhere.
+    """
+    import math
+
+    if isinstance(fresh, dict) and isinstance(shipped, dict):
+        out = [f"{path}/{k}: only in {'shipped' if k in shipped else 'fresh'}"
+               for k in sorted(set(fresh) ^ set(shipped))]
+        for k in sorted(set(fresh) & set(shipped)):
+            out += results_differences(fresh[k], shipped[k], f"{path}/{k}")
+        return out
+    if isinstance(fresh, list) and isinstance(shipped, list):
+        if len(fresh) != len(shipped):
+            return [f"{path}: {len(fresh)} items, shipped {len(shipped)}"]
+        return [d for i, (a, b) in enumerate(zip(fresh, shipped, strict=True))
+                for d in results_differences(a, b, f"{path}[{i}]")]
+    if (isinstance(fresh, float) and isinstance(shipped, (int, float))
+            and not isinstance(shipped, bool)):
+        if math.isclose(fresh, shipped, rel_tol=1e-7, abs_tol=1e-12):
+            return []
+    elif fresh == shipped and type(fresh) is type(shipped):
+        return []
+    return [f"{path}: {fresh!r}, shipped {shipped!r}"]
