@@ -168,25 +168,32 @@ class ThreadCpu:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="bench-sampler", daemon=True)
 
-    def _cpu(self, stat: str) -> float:
-        fields = stat.rsplit(")", 1)[1].split()
+    def _cpu(self, fields: list[str]) -> float:
         return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    @staticmethod
+    def _fields(stat_path: Path) -> list[str]:
+        """The fields of a ``stat`` file after the command name (which may hold spaces)."""
+        return stat_path.read_text().rsplit(")", 1)[1].split()
 
     def snapshot(self) -> float:
         """Record every thread's CPU now; the total of all threads seen so far."""
-        names = {t.native_id: re.sub(r"_\d+$", "", t.name) for t in threading.enumerate()}
+        names = {t.native_id: re.sub(r"_\d+$", "", t.name) for t in threading.enumerate()
+                 if t is not self._thread}
         me = os.getpid()
         for task in Path("/proc/self/task").iterdir():
             with contextlib.suppress(OSError, ValueError):
                 tid = int(task.name)
+                if tid == self._thread.native_id:
+                    continue  # the sampler's own reading is not the run's
                 name = "MainThread" if tid == me else names.get(tid, self.ENGINE)
-                self.latest[(task.name, name)] = self._cpu((task / "stat").read_text())
+                self.latest[(task.name, name)] = self._cpu(self._fields(task / "stat"))
         for proc in Path("/proc").glob("[0-9]*"):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = (proc / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-                    self.latest[(proc.name, self.HELPER)] = self._cpu(stat)
-        return sum(v for k, v in self.latest.items() if k[1] != "bench-sampler")
+                fields = self._fields(proc / "stat")
+                if int(fields[1]) == me:
+                    self.latest[(proc.name, self.HELPER)] = self._cpu(fields)
+        return sum(self.latest.values())
 
     def _sample(self) -> None:
         while not self._stop.wait(0.1):
@@ -205,8 +212,7 @@ class ThreadCpu:
     def by_name(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for (_, name), cpu in self.latest.items():
-            if name != "bench-sampler":
-                out[name] = out.get(name, 0.0) + cpu
+            out[name] = out.get(name, 0.0) + cpu
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
@@ -225,10 +231,8 @@ def stage_times(study: Path, out: Path,
     analyze(study_dir=study, out=out, timestamp=False,
             progress=lambda text, done=None: mark(text) if done is None else None)
     mark("end")
-    rows = []
-    for (text, t0, c0), (_, t1, c1) in itertools.pairwise(marks):
-        rows.append((text, t1 - t0, c1 - c0 if c0 is not None and c1 is not None else None))
-    return rows
+    return [(text, t1 - t0, c1 - c0 if cpu else None)
+            for (text, t0, c0), (_, t1, c1) in itertools.pairwise(marks)]
 
 
 LOOP = "sum(range(30_000_000))"
@@ -321,9 +325,10 @@ def main() -> None:
                 used_text = f"  CPU {used:5.2f} s" if used is not None else ""
                 print(f"  {text:<50} {sec:6.2f} s{used_text}")
             if cpu is not None:
+                threads = cpu.by_name()
                 print(f"  {'in all':<50} {sum(r[1] for r in rows):6.2f} s  CPU "
-                      f"{sum(cpu.by_name().values()):5.2f} s, by thread:")
-                for name, used in cpu.by_name().items():
+                      f"{sum(threads.values()):5.2f} s, by thread:")
+                for name, used in threads.items():
                     if used >= 0.01:
                         print(f"    {name:<48} CPU {used:5.2f} s")
         print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

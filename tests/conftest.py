@@ -83,3 +83,10 @@ def results_differences(fresh, shipped, path: str = "") -> list[str]:
     elif fresh == shipped and type(fresh) is type(shipped):
         return []
     return [f"{path}: {fresh!r}, shipped {shipped!r}"]
+
+
+def assert_matches_shipped(fresh: dict, shipped: dict) -> None:
+    """A fresh results document equals a shipped example run (see :func:`results_differences`)."""
+    differences = results_differences(fresh, shipped)
+    assert not differences, ("regenerate examples/sierra-vista/runs (see its README): "
+                             + "; ".join(differences[:10]))

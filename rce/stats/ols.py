@@ -797,8 +797,8 @@ def wild_cluster_bootstrap(
     p-value is exact for the bootstrap distribution (with 5 schools, 7,776 draws). The p-value
     is the share of draws with |t*| >= |t|, ties included (see ``BOOTSTRAP_TIE_RTOL``), so an
     enumerated one is never below 6 / 6**G. The bootstrap t uses the same CR1 standard error as
-    :func:`fit_ols`. Roodman et al. (2019)
-    recommend this when there are fewer than about 20 clusters.
+    :func:`fit_ols`. Roodman et al. (2019) recommend this when there are fewer than about 20
+    clusters.
 
     Returns
     -------
