@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,29 +118,59 @@ def _rce(*args: str) -> list[str]:
     return [sys.executable, "-c", "from rce.cli import main; main()", *args]
 
 
-def test_sigint_during_analyze_keeps_previous_report(study, tmp_path):
+# A real `rce analyze` in a child process that stops at a chosen point (a function replaced by
+# one that says so on stdout and waits), so Ctrl-C lands there however fast the machine is: a
+# fixed delay lands after the run on a fast machine and before it starts on a loaded one.
+_HOLD_AT = """
+import importlib, sys, time
+module_name, name = sys.argv[1].split(":")
+module = importlib.import_module(module_name)
+real = getattr(module, name)
+def held(*args, **kwargs):
+    print("held", flush=True)
+    time.sleep(300)
+    return real(*args, **kwargs)
+setattr(module, name, held)
+from rce.cli import main
+sys.argv = ["rce", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "hold_at",
+    [
+        # the main thread reads the roster while DuckDB reads the usage logs on a worker thread
+        "rce.io:load_roster",
+        # models are fitted while the helper process computes the gap tables
+        "rce.stats.impact:estimate_impact",
+        # inside the staging folder, with part of the new report written
+        "rce.report.markdown:render_markdown",
+    ],
+)
+def test_sigint_during_analyze_keeps_previous_report(study, tmp_path, hold_at):
     """Ctrl-C in the middle of a real `rce analyze`: exit 130, old report intact, inputs intact."""
     out = tmp_path / "report"
     out.mkdir()
     old = _previous_report(out)
     inputs = _hashes(study)
-    # "ready" once the entry point is imported, so the signal lands inside main() (which maps
-    # Ctrl-C to 130) and not in interpreter start-up, however loaded the machine is.
-    code = ("import sys; from rce.cli import main; print('ready', flush=True); "
-            "sys.argv = ['rce', *sys.argv[1:]]; main()")
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "analyze", str(study), "--out", str(out), "--quiet"],
+        [sys.executable, "-c", _HOLD_AT, hold_at, "analyze", str(study), "--out", str(out),
+         "--quiet"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(3.0)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=120)
+    try:
+        assert proc.stdout.readline().strip() == "held", proc.stderr.read()[-2000:]
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     assert _hashes(out) == old
     assert _hashes(study) == inputs
     assert _leftovers(tmp_path) == []
+    assert _leftovers(out) == []
 
 
 @pytest.mark.slow
