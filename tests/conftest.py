@@ -90,3 +90,45 @@ def assert_matches_shipped(fresh: dict, shipped: dict) -> None:
     differences = results_differences(fresh, shipped)
     assert not differences, ("regenerate examples/sierra-vista/runs (see its README): "
                              + "; ".join(differences[:10]))
+
+
+# A real `rce` command in a child process that stops at a chosen point (a function replaced by one
+# that says so on stdout and waits), so Ctrl-C lands there however fast or loaded the machine
+# is. A fixed delay lands after the run on a fast machine and in start-up on a loaded one.
+_HOLD_AT = """
+import importlib, sys, time
+module_name, name = sys.argv[1].split(":")
+module = importlib.import_module(module_name)
+real = getattr(module, name)
+def held(*args, **kwargs):
+    print("held", flush=True)
+    time.sleep(300)
+    return real(*args, **kwargs)
+setattr(module, name, held)
+from rce.cli import main
+sys.argv = ["rce", *sys.argv[2:]]
+main()
+"""
+
+
+def interrupt_when_held(hold_at: str, *args: str) -> tuple[int, str]:
+    """Run ``rce *args``, press Ctrl-C once ``hold_at`` ("module:function") is called; the
+    exit code and stderr."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_AT, hold_at, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        if proc.stdout.readline().strip() != "held":
+            proc.wait(timeout=120)
+            raise AssertionError(f"{hold_at} was never called:\n{proc.stderr.read()[-2000:]}")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, stderr

@@ -6,13 +6,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_DIR
+from conftest import EXAMPLE_DIR, interrupt_when_held
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -118,25 +117,6 @@ def _rce(*args: str) -> list[str]:
     return [sys.executable, "-c", "from rce.cli import main; main()", *args]
 
 
-# A real `rce analyze` in a child process that stops at a chosen point (a function replaced by
-# one that says so on stdout and waits), so Ctrl-C lands there however fast the machine is: a
-# fixed delay lands after the run on a fast machine and before it starts on a loaded one.
-_HOLD_AT = """
-import importlib, sys, time
-module_name, name = sys.argv[1].split(":")
-module = importlib.import_module(module_name)
-real = getattr(module, name)
-def held(*args, **kwargs):
-    print("held", flush=True)
-    time.sleep(300)
-    return real(*args, **kwargs)
-setattr(module, name, held)
-from rce.cli import main
-sys.argv = ["rce", *sys.argv[2:]]
-main()
-"""
-
-
 @pytest.mark.parametrize(
     "hold_at",
     [
@@ -154,18 +134,9 @@ def test_sigint_during_analyze_keeps_previous_report(study, tmp_path, hold_at):
     out.mkdir()
     old = _previous_report(out)
     inputs = _hashes(study)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_AT, hold_at, "analyze", str(study), "--out", str(out),
-         "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "held", proc.stderr.read()[-2000:]
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, stderr[-2000:]
+    code, stderr = interrupt_when_held(hold_at, "analyze", str(study), "--out", str(out),
+                                       "--quiet")
+    assert code == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     assert _hashes(out) == old
     assert _hashes(study) == inputs

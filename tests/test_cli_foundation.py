@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from conftest import interrupt_when_held
 
 from rce import __version__
 from rce.cli import app, translate_errors
@@ -117,18 +115,12 @@ def test_exit_codes_are_the_documented_contract():
 
 
 def test_interrupt_exits_130(tmp_path):
-    # A large sample takes long enough to be interrupted mid-run.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rce", "sample", "--out", str(tmp_path / "d"), "-n", "400000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    code, err = interrupt_when_held(
+        "rce.sample:build_sample_files", "sample", "--out", str(tmp_path / "d"), "-n", "300"
     )
-    time.sleep(3.0)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()
-    assert b"Traceback" not in err
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "d").exists()
 
 
 def test_stage_progress_draws_a_bar_for_a_long_stage_and_closes_it():
