@@ -125,8 +125,8 @@ def interrupt_when_held(hold_at: str, *args: str) -> tuple[int, str]:
     try:
         assert proc.stdout is not None and proc.stderr is not None
         if proc.stdout.readline().strip() != "held":
-            proc.wait(timeout=120)
-            raise AssertionError(f"{hold_at} was never called:\n{proc.stderr.read()[-2000:]}")
+            _, stderr = proc.communicate(timeout=120)  # not wait(): a full stderr pipe would hang
+            raise AssertionError(f"{hold_at} was never called:\n{stderr[-2000:]}")
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
     finally:
